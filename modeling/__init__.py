@@ -1,0 +1,17 @@
+"""Models (``rep4d.modeling``): one ``modeling_<method>.py`` and ``convert_<method>.py`` per method."""
+
+from .modeling_fourds import (
+    FourDSDepthEstimatorOutput,
+    FourDSForDepthEstimation,
+    FourDSModel,
+    FourDSModelOutput,
+    FourDSPreTrainedModel,
+)
+
+__all__ = [
+    "FourDSModel",
+    "FourDSForDepthEstimation",
+    "FourDSPreTrainedModel",
+    "FourDSModelOutput",
+    "FourDSDepthEstimatorOutput",
+]

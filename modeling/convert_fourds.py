@@ -1,0 +1,331 @@
+"""Conversion of the released 4DS checkpoints (and golden-fixture parity runner).
+
+Recognised files (spec §4): ``scaling4d_dist_b.npz`` and ``scaling4d_e.npz`` (bare backbone, keys
+``params/encoder/...`` and ``params/processor/layers_{i}/...``) and ``scaling4d_dist_b_depth.npz`` (backbone under
+``params/layers_0/``, depth readout under ``params/layers_2/``). Every size is inferred from the array shapes; the
+readout depth and the decoding patch size come from a preset or overrides.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import torch
+
+from rep4d.conversion import (
+    CheckpointConverter,
+    ConversionError,
+    ParamSource,
+    Shapes,
+    dense_general_in,
+    dense_general_out,
+    dense_kernel,
+    flatten,
+    fused,
+    layer_indices,
+    register_converter,
+    source,
+)
+from rep4d.parity import ParityOutputs, Tolerance, load_case_arrays, register_parity_runner
+
+from ..configuration.configuration_fourds import FOURDS_PRESETS, FourDSConfig
+from ..processing.video_processing_fourds import FourDSVideoProcessor
+from .layers import patches_to_video
+from .modeling_fourds import FourDSForDepthEstimation, FourDSModel
+
+BACKBONE_PREFIXES = {"backbone": "params/", "depth": "params/layers_0/"}
+READOUT_PREFIX = "params/layers_2/"
+
+RELEASED_FILES = {
+    ("backbone", 768, 12): ("scaling4d_dist_b.npz", "4DS-B-dist-e", "b-dist-e"),
+    ("backbone", 1792, 56): ("scaling4d_e.npz", "4DS-e", "e"),
+    ("depth", 768, 12): ("scaling4d_dist_b_depth.npz", "4DS-B-dist-e ScanNet depth", "b-dist-e-depth"),
+}
+
+
+def backbone_sizes(shapes: Shapes, prefix: str) -> dict:
+    """Backbone hyper-parameters read off the array shapes."""
+    kernel = shapes[f"{prefix}encoder/patch_embedding/Conv_0/kernel"]
+    posenc = shapes[f"{prefix}encoder/posenc/embeddings"]
+    layers = layer_indices(shapes, f"{prefix}processor/layers_")
+    if not layers:
+        raise ConversionError(f"no transformer blocks under {prefix}processor/")
+    if layers != list(range(len(layers))):
+        raise ConversionError(f"transformer blocks are not numbered 0..{len(layers) - 1}: {layers}")
+    block = f"{prefix}processor/layers_0/"
+    width, heads, _ = shapes[f"{block}attention/query/kernel"]
+    pt, ph, pw, channels, _ = kernel
+    t, h, w, _ = posenc
+    return dict(
+        hidden_size=int(width),
+        num_hidden_layers=len(layers),
+        num_attention_heads=int(heads),
+        intermediate_size=int(shapes[f"{block}mlp/dense_in/kernel"][1]),
+        tubelet_size=[int(pt), int(ph), int(pw)],
+        num_frames=int(t * pt),
+        image_size=[int(h * ph), int(w * pw)],
+        num_channels=int(channels),
+    )
+
+
+def infer_decoding_patch(frames, height, width, num_queries, num_classes, channels, preferred) -> list[int]:
+    """The decoding patch (p0, p1, p2) consistent with the readout's query and class counts."""
+    per_patch = num_classes // channels
+    candidates = []
+    for p0, p1, p2 in itertools.product(range(1, frames + 1), range(1, height + 1), range(1, width + 1)):
+        if p0 * p1 * p2 != per_patch or frames % p0 or height % p1 or width % p2:
+            continue
+        if (frames // p0) * (height // p1) * (width // p2) == num_queries:
+            candidates.append([p0, p1, p2])
+    if preferred in candidates:
+        return list(preferred)
+    square = [c for c in candidates if c[1] == c[2]]
+    if len(square) == 1:
+        return square[0]
+    if len(candidates) == 1:
+        return candidates[0]
+    raise ConversionError(
+        f"cannot infer the readout decoding patch from {num_queries} queries x {num_classes} outputs "
+        f"(candidates {candidates or 'none'}); pass readout_decoding_patch_size (--decoding-patch-size)"
+    )
+
+
+class FourDSConverter(CheckpointConverter):
+    method = "fourds"
+
+    def identify(self, shapes: Shapes) -> str | None:
+        if "params/layers_0/encoder/patch_embedding/Conv_0/kernel" in shapes and f"{READOUT_PREFIX}query" in shapes:
+            return "depth"
+        if "params/encoder/patch_embedding/Conv_0/kernel" in shapes and "params/encoder/posenc/embeddings" in shapes:
+            return "backbone"
+        return None
+
+    def released_file(self, variant: str, shapes: Shapes):
+        sizes = backbone_sizes(shapes, BACKBONE_PREFIXES[variant])
+        return RELEASED_FILES.get((variant, sizes["hidden_size"], sizes["num_hidden_layers"]))
+
+    def variant_description(self, variant: str, shapes: Shapes) -> str:
+        released = self.released_file(variant, shapes)
+        if released:
+            return f"{released[1]} ({released[0]})"
+        sizes = backbone_sizes(shapes, BACKBONE_PREFIXES[variant])
+        kind = "backbone + depth readout" if variant == "depth" else "backbone"
+        return f"4DS {kind}, width {sizes['hidden_size']}, {sizes['num_hidden_layers']} blocks"
+
+    def build_config(self, shapes: Shapes, variant: str, preset: str | None = None, **overrides) -> FourDSConfig:
+        inferred = backbone_sizes(shapes, BACKBONE_PREFIXES[variant])
+        if preset is None:
+            released = self.released_file(variant, shapes)
+            preset = released[2] if released else None
+        values = dict(FourDSConfig.from_preset(preset).to_diff_dict()) if preset else {}
+        values.pop("model_type", None)
+        values.pop("transformers_version", None)
+        if preset:
+            conflicts = {
+                key: (values[key], value)
+                for key, value in inferred.items()
+                if key in FOURDS_PRESETS[preset.lower().removeprefix("4ds-")] and values.get(key) != value
+            }
+            if conflicts:
+                described = ", ".join(f"{k}: preset {a} vs checkpoint {b}" for k, (a, b) in conflicts.items())
+                raise ConversionError(f"preset {preset!r} does not match the checkpoint ({described})")
+        values.update(inferred)
+        if variant == "depth":
+            query = shapes[f"{READOUT_PREFIX}query"]
+            num_queries, heads, head_dim = query
+            values["readout_num_params"] = int(heads * head_dim)
+            values["readout_num_heads"] = int(heads)
+            values["readout_num_frames"] = int(shapes[f"{READOUT_PREFIX}temporal_posenc/embeddings"][0])
+            channels = int(overrides.get("readout_output_channels", values.get("readout_output_channels", 1)))
+            if "readout_decoding_patch_size" not in overrides:
+                values["readout_decoding_patch_size"] = infer_decoding_patch(
+                    values["readout_num_frames"],
+                    *inferred["image_size"],
+                    int(num_queries),
+                    int(shapes[f"{READOUT_PREFIX}Dense_1/kernel"][1]),
+                    channels,
+                    values.get("readout_decoding_patch_size", [2, 8, 8]),
+                )
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return FourDSConfig(**values)
+
+    def model_class(self, config, variant: str) -> type:
+        return FourDSForDepthEstimation if variant == "depth" else FourDSModel
+
+    def parameter_sources(self, shapes: Shapes, config, variant: str) -> dict[str, ParamSource]:
+        ckpt = BACKBONE_PREFIXES[variant]
+        model = "fourds." if variant == "depth" else ""
+        sources = {
+            f"{model}embeddings.patch_embeddings.weight": source(
+                f"{ckpt}encoder/patch_embedding/Conv_0/kernel", transform=lambda k: k.permute(4, 3, 0, 1, 2)
+            ),
+            f"{model}embeddings.patch_embeddings.bias": source(f"{ckpt}encoder/patch_embedding/Conv_0/bias"),
+            f"{model}embeddings.position_embeddings": source(
+                f"{ckpt}encoder/posenc/embeddings", transform=lambda e: e.reshape(1, -1, e.shape[-1])
+            ),
+        }
+        for layer in range(config.num_hidden_layers):
+            src = f"{ckpt}processor/layers_{layer}/"
+            dst = f"{model}encoder.layers.{layer}."
+            attention = f"{src}attention/"
+            sources.update(
+                {
+                    f"{dst}attention_norm.weight": source(f"{src}attention_norm/scale"),
+                    f"{dst}attention_norm.bias": source(f"{src}attention_norm/bias"),
+                    f"{dst}attention.qkv.weight": fused(
+                        *(f"{attention}{n}/kernel" for n in ("query", "key", "value")), transform=dense_general_in
+                    ),
+                    f"{dst}attention.qkv.bias": fused(
+                        *(f"{attention}{n}/bias" for n in ("query", "key", "value")), transform=flatten
+                    ),
+                    f"{dst}attention.out_proj.weight": source(f"{attention}out/kernel", transform=dense_general_out),
+                    f"{dst}attention.out_proj.bias": source(f"{attention}out/bias"),
+                    f"{dst}mlp_norm.weight": source(f"{src}mlp_norm/scale"),
+                    f"{dst}mlp_norm.bias": source(f"{src}mlp_norm/bias"),
+                    f"{dst}mlp.dense_in.weight": source(f"{src}mlp/dense_in/kernel", transform=dense_kernel),
+                    f"{dst}mlp.dense_in.bias": source(f"{src}mlp/dense_in/bias"),
+                    f"{dst}mlp.dense_out.weight": source(f"{src}mlp/dense_out/kernel", transform=dense_kernel),
+                    f"{dst}mlp.dense_out.bias": source(f"{src}mlp/dense_out/bias"),
+                }
+            )
+        if variant == "depth":
+            sources.update(readout_sources(READOUT_PREFIX, "readout."))
+        return sources
+
+    def video_processor(self, config, variant: str) -> FourDSVideoProcessor:
+        return FourDSVideoProcessor.for_config(config)
+
+
+def readout_sources(ckpt: str, dst: str) -> dict[str, ParamSource]:
+    """Mapping of a reference ``AttentionReadout`` (learned queries) onto :class:`AttentionReadout`."""
+    return {
+        f"{dst}input_norm.weight": source(f"{ckpt}LayerNorm_0/scale"),
+        f"{dst}input_norm.bias": source(f"{ckpt}LayerNorm_0/bias"),
+        f"{dst}temporal_embedding": source(
+            f"{ckpt}temporal_posenc/embeddings", transform=lambda e: e.reshape(e.shape[0], e.shape[-1])
+        ),
+        f"{dst}query": source(f"{ckpt}query", transform=lambda q: q.reshape(q.shape[0], -1)),
+        f"{dst}k_proj.weight": source(f"{ckpt}key_embedding/kernel", transform=dense_general_in),
+        f"{dst}k_proj.bias": source(f"{ckpt}key_embedding/bias", transform=flatten),
+        f"{dst}v_proj.weight": source(f"{ckpt}value_embedding/kernel", transform=dense_general_in),
+        f"{dst}v_proj.bias": source(f"{ckpt}value_embedding/bias", transform=flatten),
+        f"{dst}attn_proj.weight": source(f"{ckpt}Dense_0/kernel", transform=dense_kernel),
+        f"{dst}attn_proj.bias": source(f"{ckpt}Dense_0/bias"),
+        f"{dst}mlp_norm.weight": source(f"{ckpt}LayerNorm_1/scale"),
+        f"{dst}mlp_norm.bias": source(f"{ckpt}LayerNorm_1/bias"),
+        f"{dst}mlp.dense_in.weight": source(f"{ckpt}MLP_0/Dense_0/kernel", transform=dense_kernel),
+        f"{dst}mlp.dense_in.bias": source(f"{ckpt}MLP_0/Dense_0/bias"),
+        f"{dst}mlp.dense_out.weight": source(f"{ckpt}MLP_0/Dense_1/kernel", transform=dense_kernel),
+        f"{dst}mlp.dense_out.bias": source(f"{ckpt}MLP_0/Dense_1/bias"),
+        f"{dst}classifier.weight": source(f"{ckpt}Dense_1/kernel", transform=dense_kernel),
+        f"{dst}classifier.bias": source(f"{ckpt}Dense_1/bias"),
+    }
+
+
+FOURDS_CONVERTER = register_converter(FourDSConverter())
+
+
+# Golden-fixture parity ----------------------------------------------------------------------------------------------
+
+
+def config_from_case(case: dict) -> FourDSConfig:
+    """A FourDSConfig built from a fixture's ``case.json`` alone."""
+    values = dict(
+        hidden_size=case["width"],
+        num_hidden_layers=case["depth"],
+        num_attention_heads=case["heads"],
+        intermediate_size=case["mlp"],
+        tubelet_size=case["patch_size"],
+        image_size=case["image_size"],
+        num_frames=case["num_frames"],
+        num_channels=case["in_channels"],
+        layer_norm_eps=case.get("layer_norm_epsilon", 1e-6),
+        hidden_act="gelu_pytorch_tanh" if case.get("gelu", "tanh_approximation").startswith("tanh") else "gelu",
+        readout_depth=case["readout_depth"],
+    )
+    if case.get("qk_norm"):
+        raise ConversionError("4DS cases with q/k normalisation are not supported (no released model uses it)")
+    head = case.get("readout_head")
+    if head:
+        output_shape = head["output_shape"]
+        values.update(
+            readout_num_params=head["num_params"],
+            readout_num_heads=head["num_heads"],
+            readout_decoding_patch_size=head["decoding_patch_size"],
+            readout_output_channels=output_shape[3] if len(output_shape) > 3 else 1,
+            readout_num_frames=output_shape[0],
+        )
+        if list(output_shape[1:3]) != list(case["image_size"]):
+            raise ConversionError(f"readout output {output_shape} does not match the image size {case['image_size']}")
+    return FourDSConfig(**values)
+
+
+def accepts_case(case: dict, case_dir: Path) -> bool:
+    return case.get("layout") in ("bare", "sequential_depth") and "width" in case and "patch_size" in case
+
+
+def run_case(case_dir: Path, case: dict) -> ParityOutputs:
+    from rep4d.conversion import load_converted_model, plan_conversion
+
+    params = load_case_arrays(case_dir / "params.npz")
+    video = load_case_arrays(case_dir / "inputs.npz")["video"]
+    shapes = {key: tuple(value.shape) for key, value in params.items()}
+    variant = "depth" if case["layout"] == "sequential_depth" else "backbone"
+    found = FOURDS_CONVERTER.identify(shapes)
+    if found != variant:
+        raise ConversionError(f"case layout {case['layout']!r} but the params look like a 4DS {found or 'unknown'} file")
+    config = config_from_case(case)
+    plan = plan_conversion(shapes, FOURDS_CONVERTER, variant, config=config)
+    model = load_converted_model(plan, params)
+    backbone = model.fourds if variant == "depth" else model
+    pixel_values = torch.from_numpy(video).permute(0, 1, 4, 2, 3).contiguous()
+
+    outputs = {}
+    with torch.no_grad():
+        result = backbone(pixel_values, output_hidden_states=True)
+        hidden = result.hidden_states
+        layers = config.num_hidden_layers
+        outputs["patch_embedding"] = backbone.embeddings.patch_embed(pixel_values)
+        outputs["tokens"] = hidden[0]
+        outputs["features"] = torch.stack([hidden[max(i - 1, 0)] for i in range(layers + 1)])
+        outputs["last_block_output"] = hidden[layers]
+        outputs["readout_features"] = result.readout_features
+        block = backbone.encoder.layers[0]
+        backbone.set_attn_implementation("eager")
+        normed = block.attention_norm(hidden[0])
+        attended, weights = block.attention(normed)
+        after_attention = hidden[0] + attended
+        mlp_norm = block.mlp_norm(after_attention)
+        mlp = block.mlp(mlp_norm)
+        outputs.update(
+            block0_attention_norm=normed,
+            block0_attn_weights=weights,
+            block0_attention=attended,
+            block0_mlp_norm=mlp_norm,
+            block0_mlp=mlp,
+            block0_output=after_attention + mlp,
+        )
+        if variant == "depth":
+            readout = model.readout
+            logits, inter = readout(result.readout_features, return_intermediates=True)
+            batch, queries = inter["logits"].shape[:2]
+            heads, head_dim = readout.num_heads, readout.head_dim
+            outputs.update(
+                readout_input_norm=inter["input_norm"],
+                readout_key=inter["key"].reshape(batch, -1, heads, head_dim),
+                readout_value=inter["value"].reshape(batch, -1, heads, head_dim),
+                readout_attention=inter["attention"],
+                readout_attn_proj=inter["attn_proj"],
+                readout_mlp_norm=inter["mlp_norm"],
+                readout_mlp=inter["mlp"],
+                readout_logits=inter["logits"],
+                output=patches_to_video(inter["logits"], model.output_shape, config.readout_decoding_patch_size),
+            )
+    arrays = {key: value.detach().cpu().numpy() for key, value in outputs.items()}
+    return ParityOutputs(arrays, default=Tolerance(atol=5e-5))
+
+
+register_parity_runner("fourds", accepts_case, run_case)
+
+__all__ = ["FourDSConverter", "FOURDS_CONVERTER", "config_from_case", "infer_decoding_patch"]

@@ -1,0 +1,351 @@
+"""Building blocks shared by the 4DS, MooG and RVM models.
+
+Everything here follows the numerics of the DeepMind JAX/Flax reference (kauldron/flax): LayerNorm epsilons are
+passed explicitly, GELU is the tanh approximation, attention scales the queries by ``1/sqrt(head_dim)`` and takes
+the softmax in float32. Attention goes through transformers' attention-interface registry, so ``eager`` and
+``sdpa`` (and any registered kernel) are selected with ``config._attn_implementation``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from functools import lru_cache
+
+import numpy as np
+import torch
+from torch import nn
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reference attention: inputs (B, heads, N, head_dim); returns (B, N, heads, head_dim) and the weights."""
+    weights = torch.matmul(query * scaling, key.transpose(-1, -2))
+    if attention_mask is not None:
+        weights = weights + attention_mask
+    weights = nn.functional.softmax(weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    weights = nn.functional.dropout(weights, p=dropout, training=module.training)
+    output = torch.matmul(weights, value).transpose(1, 2).contiguous()
+    return output, weights
+
+
+def attention_interface(config) -> Callable:
+    """The attention function selected by ``config._attn_implementation`` (eager by default)."""
+    implementation = getattr(config, "_attn_implementation", None) or "eager"
+    return ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
+
+
+def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """(B, N, heads*head_dim) -> (B, heads, N, head_dim), head-major feature order as in the reference."""
+    batch, length, features = x.shape
+    return x.view(batch, length, num_heads, features // num_heads).transpose(1, 2)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with a fused q/k/v projection (biases on q, k, v and out, no q/k norm)."""
+
+    def __init__(self, config, hidden_size: int, num_heads: int, bias: bool = True):
+        super().__init__()
+        if hidden_size % num_heads:
+            raise ValueError(f"hidden_size ({hidden_size}) must be divisible by the number of heads ({num_heads})")
+        self.config = config
+        self.num_heads = num_heads
+        self.head_dim = hidden_size // num_heads
+        self.scaling = self.head_dim**-0.5
+        self.is_causal = False
+        self.qkv = nn.Linear(hidden_size, 3 * hidden_size, bias=bias)
+        self.out_proj = nn.Linear(hidden_size, hidden_size, bias=bias)
+
+    def forward(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        batch, length, _ = hidden_states.shape
+        qkv = self.qkv(hidden_states).view(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        query, key, value = qkv.unbind(0)
+        attention = attention_interface(self.config)
+        output, weights = attention(
+            self, query, key, value, attention_mask, scaling=self.scaling, dropout=0.0, is_causal=False, **kwargs
+        )
+        return self.out_proj(output.reshape(batch, length, -1)), weights
+
+
+class CrossAttention(nn.Module):
+    """Multi-head cross-attention: queries from one sequence, fused keys/values from another.
+
+    ``query_dim`` and ``kv_dim`` are the input widths; ``inner_dim`` is the width of q/k/v (heads * head_dim);
+    ``output_dim`` defaults to ``query_dim``. ``out_proj=False`` returns the concatenated heads unprojected.
+    """
+
+    def __init__(
+        self,
+        config,
+        query_dim: int,
+        kv_dim: int,
+        num_heads: int,
+        inner_dim: int | None = None,
+        output_dim: int | None = None,
+        bias: bool = True,
+        out_proj: bool = True,
+    ):
+        super().__init__()
+        inner_dim = inner_dim or query_dim
+        if inner_dim % num_heads:
+            raise ValueError(f"attention width ({inner_dim}) must be divisible by the number of heads ({num_heads})")
+        self.config = config
+        self.num_heads = num_heads
+        self.head_dim = inner_dim // num_heads
+        self.scaling = self.head_dim**-0.5
+        self.is_causal = False
+        self.q_proj = nn.Linear(query_dim, inner_dim, bias=bias)
+        self.kv_proj = nn.Linear(kv_dim, 2 * inner_dim, bias=bias)
+        self.out_proj = nn.Linear(inner_dim, output_dim or query_dim, bias=bias) if out_proj else nn.Identity()
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        **kwargs,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        batch, length, _ = hidden_states.shape
+        query = split_heads(self.q_proj(hidden_states), self.num_heads)
+        key, value = self.kv_proj(encoder_hidden_states).chunk(2, dim=-1)
+        key, value = split_heads(key, self.num_heads), split_heads(value, self.num_heads)
+        attention = attention_interface(self.config)
+        output, weights = attention(
+            self, query, key, value, attention_mask, scaling=self.scaling, dropout=0.0, is_causal=False, **kwargs
+        )
+        return self.out_proj(output.reshape(batch, length, -1)), weights
+
+
+class FeedForward(nn.Module):
+    """Two-layer MLP ``dense_out(act(dense_in(x)))``; the reference uses the tanh-approximate GELU."""
+
+    def __init__(self, hidden_size: int, intermediate_size: int, output_size: int | None = None, act: str = "gelu_tanh"):
+        super().__init__()
+        self.dense_in = nn.Linear(hidden_size, intermediate_size)
+        self.dense_out = nn.Linear(intermediate_size, output_size or hidden_size)
+        self.act = activation(act)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.dense_out(self.act(self.dense_in(hidden_states)))
+
+
+def activation(name: str) -> nn.Module:
+    """Activation by name; ``gelu_tanh``/``gelu_pytorch_tanh`` is the JAX default ``nn.gelu``."""
+    if name in ("gelu_tanh", "gelu_pytorch_tanh", "gelu_new"):
+        return nn.GELU(approximate="tanh")
+    if name == "gelu":
+        return nn.GELU()
+    if name == "relu":
+        return nn.ReLU()
+    if name in ("silu", "swish"):
+        return nn.SiLU()
+    raise ValueError(f"unknown activation {name!r}; expected one of gelu_tanh, gelu, relu, silu")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Resampling with jax.image.resize's cubic kernel
+
+
+def _keys_cubic(x: np.ndarray, a: float = -0.5) -> np.ndarray:
+    x = np.abs(x)
+    near = ((a + 2) * x - (a + 3)) * x * x + 1
+    far = ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+    return np.where(x < 1, near, np.where(x < 2, far, 0.0))
+
+
+@lru_cache(maxsize=256)
+def _cubic_resize_matrix_np(in_size: int, out_size: int, antialias: bool) -> np.ndarray:
+    scale = out_size / in_size
+    widening = max(1.0 / scale, 1.0) if antialias else 1.0
+    centres = (np.arange(out_size, dtype=np.float64) + 0.5) / scale - 0.5
+    taps = np.arange(in_size, dtype=np.float64)
+    weights = _keys_cubic((centres[:, None] - taps[None, :]) / widening)
+    totals = weights.sum(axis=1, keepdims=True)
+    # Taps that fall outside the input do not exist; the remaining weights are renormalised (no edge padding).
+    weights = np.where(np.abs(totals) > 1000 * np.finfo(np.float32).eps, weights / np.where(totals == 0, 1, totals), 0)
+    inside = (centres >= -0.5) & (centres <= in_size - 0.5)
+    weights[~inside] = 0
+    return weights.astype(np.float32)
+
+
+def cubic_resize_matrix(in_size: int, out_size: int, antialias: bool = True) -> torch.Tensor:
+    """The (out_size, in_size) matrix of ``jax.image.resize(..., method="cubic", antialias=antialias)`` on one axis.
+
+    Keys cubic kernel with a = -0.5, half-pixel centres, out-of-range taps dropped and rows renormalised; with
+    ``antialias`` the kernel is widened by the downsampling factor. Not the same as ``F.interpolate("bicubic")``.
+    """
+    return torch.from_numpy(_cubic_resize_matrix_np(int(in_size), int(out_size), bool(antialias)).copy())
+
+
+def cubic_resize(x: torch.Tensor, sizes: dict[int, int], antialias: bool = True) -> torch.Tensor:
+    """Separable cubic resize of the axes in ``sizes`` ({axis: new_size}), as ``jax.image.resize`` does."""
+    for axis, new_size in sizes.items():
+        axis = axis % x.ndim
+        if x.shape[axis] == new_size:
+            continue
+        matrix = cubic_resize_matrix(x.shape[axis], new_size, antialias).to(device=x.device, dtype=x.dtype)
+        x = torch.movedim(torch.tensordot(matrix, torch.movedim(x, axis, 0), dims=([1], [0])), 0, axis)
+    return x
+
+
+def readout_layer_index(num_features: int, readout_depth: float) -> int:
+    """Index into the reference feature list: ``int(len(features) * readout_depth) - 1`` in double arithmetic."""
+    index = int(num_features * float(readout_depth)) - 1
+    if not 0 <= index < num_features:
+        raise ValueError(
+            f"readout_depth={readout_depth} selects feature {index}, outside the {num_features} available features"
+        )
+    return index
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Attention readout (the reference `AttentionReadout`)
+
+
+class AttentionReadout(nn.Module):
+    """Cross-attention readout from learned (or given) queries over (B, T, S, C) video features.
+
+    ``LN -> + temporal embedding -> flatten (T*S) -> attention from raw queries -> query + W0(attn)
+    -> + MLP(LN(.)) -> Linear`` as in the reference ``AttentionReadout`` with ``match_vjepa_implementation``.
+    With ``query_dim`` set the queries are given per example (B, Q, query_dim) and projected by ``query_proj``;
+    otherwise ``num_queries`` learned queries are used. Returns (B, Q, num_classes), or (B, num_classes) if
+    ``squeeze_single_query`` and Q == 1.
+    """
+
+    def __init__(
+        self,
+        config,
+        input_dim: int,
+        num_params: int,
+        num_heads: int,
+        num_classes: int,
+        num_queries: int | None = None,
+        query_dim: int | None = None,
+        num_frames: int | None = None,
+        layer_norm_eps: float = 1e-6,
+        mlp_ratio: int = 4,
+        act: str = "gelu_tanh",
+        squeeze_single_query: bool = True,
+    ):
+        super().__init__()
+        if (num_queries is None) == (query_dim is None):
+            raise ValueError("AttentionReadout needs exactly one of num_queries (learned) or query_dim (given)")
+        if num_params % num_heads:
+            raise ValueError(f"num_params ({num_params}) must be divisible by num_heads ({num_heads})")
+        self.config = config
+        self.num_heads = num_heads
+        self.head_dim = num_params // num_heads
+        self.scaling = self.head_dim**-0.5
+        self.is_causal = False
+        self.squeeze_single_query = squeeze_single_query
+        self.input_norm = nn.LayerNorm(input_dim, eps=layer_norm_eps)
+        self.temporal_embedding = nn.Parameter(torch.zeros(num_frames, input_dim)) if num_frames else None
+        if num_queries is not None:
+            self.query = nn.Parameter(torch.zeros(num_queries, num_params))
+            self.query_proj = None
+        else:
+            self.query = None
+            self.query_proj = nn.Linear(query_dim, num_params)
+        self.k_proj = nn.Linear(input_dim, num_params)
+        self.v_proj = nn.Linear(input_dim, num_params)
+        self.attn_proj = nn.Linear(num_params, num_params)
+        self.mlp_norm = nn.LayerNorm(num_params, eps=layer_norm_eps)
+        self.mlp = FeedForward(num_params, mlp_ratio * num_params, act=act)
+        self.classifier = nn.Linear(num_params, num_classes)
+
+    def forward(
+        self, features: torch.Tensor, queries: torch.Tensor | None = None, return_intermediates: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if features.ndim != 4:
+            raise ValueError(f"readout features must be (batch, frames, tokens, channels), got {tuple(features.shape)}")
+        batch, frames, tokens, _ = features.shape
+        intermediates = {}
+        x = self.input_norm(features)
+        intermediates["input_norm"] = x
+        if self.temporal_embedding is not None:
+            if frames != self.temporal_embedding.shape[0]:
+                raise ValueError(
+                    f"the readout was built for {self.temporal_embedding.shape[0]} frames, features have {frames}"
+                )
+            x = x + self.temporal_embedding[None, :, None, :]
+        x = x.reshape(batch, frames * tokens, -1)
+        if self.query_proj is not None:
+            if queries is None:
+                raise ValueError("this readout takes query features: pass queries of shape (batch, num_queries, dim)")
+            query = self.query_proj(queries)
+        else:
+            if queries is not None:
+                raise ValueError("this readout has learned queries; do not pass queries")
+            query = self.query.unsqueeze(0).expand(batch, -1, -1)
+        key, value = self.k_proj(x), self.v_proj(x)
+        intermediates["key"], intermediates["value"] = key, value
+        attention = attention_interface(self.config)
+        attended, _ = attention(
+            self,
+            split_heads(query, self.num_heads),
+            split_heads(key, self.num_heads),
+            split_heads(value, self.num_heads),
+            None,
+            scaling=self.scaling,
+            dropout=0.0,
+            is_causal=False,
+        )
+        intermediates["attention"] = attended
+        projected = self.attn_proj(attended.reshape(batch, query.shape[1], -1))
+        intermediates["attn_proj"] = projected
+        hidden = query + projected
+        normed = self.mlp_norm(hidden)
+        intermediates["mlp_norm"] = normed
+        mlp = self.mlp(normed)
+        intermediates["mlp"] = mlp
+        logits = self.classifier(hidden + mlp)
+        intermediates["logits"] = logits
+        if self.squeeze_single_query and logits.shape[1] == 1:
+            logits = logits[:, 0]
+        return (logits, intermediates) if return_intermediates else logits
+
+
+def patches_to_video(logits: torch.Tensor, output_shape, patch_size) -> torch.Tensor:
+    """(B, n0*n1*n2, p0*p1*p2*c) -> (B, T, H, W, c): the reference readout's pixel rearrangement."""
+    frames, height, width = output_shape[:3]
+    channels = output_shape[3] if len(output_shape) > 3 else 1
+    p0, p1, p2 = patch_size
+    if frames % p0 or height % p1 or width % p2:
+        raise ValueError(f"output shape {tuple(output_shape)} is not divisible by the decoding patch {tuple(patch_size)}")
+    n0, n1, n2 = frames // p0, height // p1, width // p2
+    batch = logits.shape[0]
+    x = logits.reshape(batch, n0, n1, n2, p0, p1, p2, channels)
+    return x.permute(0, 1, 4, 2, 5, 3, 6, 7).reshape(batch, frames, height, width, channels)
+
+
+def video_to_patches(video: torch.Tensor, patch_size) -> torch.Tensor:
+    """Inverse of :func:`patches_to_video`: (B, T, H, W, c) -> (B, n0*n1*n2, p0*p1*p2*c)."""
+    batch, frames, height, width, channels = video.shape
+    p0, p1, p2 = patch_size
+    x = video.reshape(batch, frames // p0, p0, height // p1, p1, width // p2, p2, channels)
+    return x.permute(0, 1, 3, 5, 2, 4, 6, 7).reshape(batch, -1, p0 * p1 * p2 * channels)
+
+
+def trunc_normal_init_(tensor: torch.Tensor, std: float) -> torch.Tensor:
+    """Truncated normal at +-2 std, the JAX/Flax default for position embeddings and queries."""
+    return nn.init.trunc_normal_(tensor, mean=0.0, std=std, a=-2 * std, b=2 * std)
+
+
+def lecun_normal_(tensor: torch.Tensor) -> torch.Tensor:
+    """Flax's default kernel init (variance 1/fan_in, truncated normal)."""
+    fan_in = tensor.shape[1] if tensor.ndim >= 2 else tensor.shape[0]
+    if tensor.ndim > 2:
+        fan_in = math.prod(tensor.shape[1:])
+    std = math.sqrt(1.0 / max(fan_in, 1)) / 0.87962566103423978
+    return nn.init.trunc_normal_(tensor, std=std, a=-2 * std, b=2 * std)

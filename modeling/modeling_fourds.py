@@ -1,0 +1,370 @@
+"""PyTorch 4DS: ViT video backbones on 3D tubelets ("Scaling 4D Representations", arXiv 2412.15212).
+
+A port of the DeepMind reference (representations4d ``models/model.py`` and ``models/readout.py``). Numerics that
+matter for parity with the released checkpoints: LayerNorm eps 1e-6, tanh GELU, no final norm, the reference's
+feature list (``[tokens, tokens, out_0, ..., out_{L-2}]``) for readout selection, and the exact cubic kernel of
+``jax.image.resize`` for the temporal resampling of readout features.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.utils import ModelOutput, can_return_tuple
+
+from ..configuration.configuration_fourds import FourDSConfig
+from .layers import (
+    AttentionReadout,
+    FeedForward,
+    SelfAttention,
+    cubic_resize,
+    cubic_resize_matrix,
+    patches_to_video,
+    readout_layer_index,
+)
+
+
+@dataclass
+class FourDSModelOutput(ModelOutput):
+    """Outputs of :class:`FourDSModel`.
+
+    Args:
+        last_hidden_state: (B, N, D) output of the last block (no final norm), tokens in (t, h, w) row-major order.
+        readout_features: (B, T, h*w, D) features at ``config.readout_depth``, resampled in time to the input frames.
+        hidden_states: L+1 tensors (B, N, D): the embeddings, then every block's output (when asked).
+        attentions: L tensors (B, heads, N, N) of attention probabilities (when asked, eager attention only).
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    readout_features: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class FourDSDepthEstimatorOutput(ModelOutput):
+    """Outputs of :class:`FourDSForDepthEstimation`.
+
+    Args:
+        loss: mean squared error over valid pixels, when ``labels`` are given.
+        predicted_depth: (B, T, H, W) raw depth values as the readout predicts them.
+        readout_features: (B, T, h*w, D) backbone features fed to the readout.
+    """
+
+    loss: torch.FloatTensor | None = None
+    predicted_depth: torch.FloatTensor | None = None
+    readout_features: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+def check_video_input(pixel_values: torch.Tensor, num_channels: int, name: str = "pixel_values") -> None:
+    """Refuse inputs that are not a (B, T, C, H, W) floating tensor with ``num_channels`` channels."""
+    if not isinstance(pixel_values, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (batch, frames, channels, height, width)")
+    if pixel_values.ndim != 5:
+        raise ValueError(
+            f"{name} must have shape (batch, frames, channels, height, width), got {tuple(pixel_values.shape)}"
+        )
+    if not pixel_values.is_floating_point():
+        raise ValueError(
+            f"{name} must be a floating tensor with values in [0, 1], got dtype {pixel_values.dtype}; "
+            "use the video processor (or divide uint8 frames by 255)"
+        )
+    if pixel_values.shape[2] != num_channels:
+        raise ValueError(
+            f"{name} must have {num_channels} channels in dimension 2 (batch, frames, channels, height, width), "
+            f"got shape {tuple(pixel_values.shape)}"
+        )
+
+
+class FourDSEmbeddings(nn.Module):
+    """Tubelet embedding (Conv3d, kernel = stride = tubelet, VALID) plus a learned (t, h, w) position embedding."""
+
+    def __init__(self, config: FourDSConfig):
+        super().__init__()
+        self.config = config
+        self.tubelet_size = tuple(config.tubelet_size)
+        self.patch_embeddings = nn.Conv3d(
+            config.num_channels, config.hidden_size, kernel_size=self.tubelet_size, stride=self.tubelet_size
+        )
+        self.grid = config.token_grid
+        self.position_embeddings = nn.Parameter(torch.zeros(1, config.num_tokens, config.hidden_size))
+
+    def token_grid(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool) -> tuple[int, int, int]:
+        check_video_input(pixel_values, self.config.num_channels)
+        frames, height, width = pixel_values.shape[1], pixel_values.shape[3], pixel_values.shape[4]
+        pt, ph, pw = self.tubelet_size
+        if frames % pt or height % ph or width % pw:
+            raise ValueError(
+                f"frames, height and width ({frames}, {height}, {width}) must be divisible by the tubelet size "
+                f"{list(self.tubelet_size)}"
+            )
+        grid = (frames // pt, height // ph, width // pw)
+        if grid != self.grid and not interpolate_pos_encoding:
+            expected = (self.grid[0] * pt, self.grid[1] * ph, self.grid[2] * pw)
+            raise ValueError(
+                f"input of {frames} frames of {height}x{width} gives a token grid {grid}, but the model was trained on "
+                f"{expected[0]} frames of {expected[1]}x{expected[2]} (grid {self.grid}); resize the input or pass "
+                "interpolate_pos_encoding=True to resample the position embedding"
+            )
+        return grid
+
+    def position_embedding_for(self, grid: tuple[int, int, int]) -> torch.Tensor:
+        if grid == self.grid:
+            return self.position_embeddings
+        table = self.position_embeddings.reshape(*self.grid, -1)
+        table = cubic_resize(table, {0: grid[0], 1: grid[1], 2: grid[2]}, antialias=True)
+        return table.reshape(1, -1, table.shape[-1])
+
+    def patch_embed(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """(B, T, C, H, W) -> (B, t, h, w, D) tubelet embedding, before the position embedding."""
+        weight = self.patch_embeddings.weight
+        x = self.patch_embeddings(pixel_values.permute(0, 2, 1, 3, 4).to(weight.dtype))
+        return x.permute(0, 2, 3, 4, 1)
+
+    def forward(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False) -> torch.Tensor:
+        grid = self.token_grid(pixel_values, interpolate_pos_encoding)
+        x = self.patch_embed(pixel_values).flatten(1, 3)
+        return x + self.position_embedding_for(grid)
+
+
+class FourDSLayer(GradientCheckpointingLayer):
+    """Pre-LN transformer block: ``x += Attn(LN(x)); x += MLP(LN(x))``."""
+
+    def __init__(self, config: FourDSConfig):
+        super().__init__()
+        self.attention_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.attention = SelfAttention(config, config.hidden_size, config.num_attention_heads)
+        self.mlp_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.mlp = FeedForward(config.hidden_size, config.intermediate_size, act=config.hidden_act)
+
+    def forward(self, hidden_states: torch.Tensor, **kwargs) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attended, weights = self.attention(self.attention_norm(hidden_states), **kwargs)
+        hidden_states = hidden_states + attended
+        hidden_states = hidden_states + self.mlp(self.mlp_norm(hidden_states))
+        return hidden_states, weights
+
+
+class FourDSEncoder(nn.Module):
+    def __init__(self, config: FourDSConfig):
+        super().__init__()
+        self.layers = nn.ModuleList([FourDSLayer(config) for _ in range(config.num_hidden_layers)])
+        self.gradient_checkpointing = False
+
+
+class FourDSPreTrainedModel(PreTrainedModel):
+    config: FourDSConfig
+    config_class = FourDSConfig
+    base_model_prefix = "fourds"
+    main_input_name = "pixel_values"
+    input_modalities = "video"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["FourDSLayer"]
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self.config.initializer_range
+        if isinstance(module, (nn.Linear, nn.Conv3d)):
+            init.trunc_normal_(module.weight, std=std, a=-2 * std, b=2 * std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            if module.weight is not None:
+                init.ones_(module.weight)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, FourDSEmbeddings):
+            init.trunc_normal_(module.position_embeddings, std=std, a=-2 * std, b=2 * std)
+        elif isinstance(module, AttentionReadout):
+            for parameter in (module.query, module.temporal_embedding):
+                if parameter is not None:
+                    init.trunc_normal_(parameter, std=std, a=-2 * std, b=2 * std)
+        elif isinstance(module, FourDSDecodingTokens):
+            init.trunc_normal_(module.tokens, std=std, a=-2 * std, b=2 * std)
+
+
+class FourDSDecodingTokens(nn.Module):
+    """Learned grid of latent decoding tokens (SimpleMAE pretraining), one per output patch position."""
+
+    def __init__(self, num_tokens: int, hidden_size: int):
+        super().__init__()
+        self.tokens = nn.Parameter(torch.zeros(1, num_tokens, hidden_size))
+
+
+class FourDSModel(FourDSPreTrainedModel):
+    """The 4DS backbone: tubelet embedding + learned position embedding + L pre-LN transformer blocks."""
+
+    def __init__(self, config: FourDSConfig):
+        super().__init__(config)
+        self.embeddings = FourDSEmbeddings(config)
+        self.encoder = FourDSEncoder(config)
+        self.readout_feature_index = readout_layer_index(config.num_hidden_layers + 1, config.readout_depth)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.embeddings.patch_embeddings
+
+    @property
+    def readout_hidden_state_index(self) -> int:
+        """Index into ``hidden_states`` (embeddings first) of the reference feature ``F[readout_feature_index]``.
+
+        The reference list duplicates the tokens (``F[0] = F[1] = tokens``), so ``F[i] = hidden_states[max(i-1, 0)]``.
+        """
+        return max(self.readout_feature_index - 1, 0)
+
+    def resample_readout_features(self, features: torch.Tensor, grid, num_frames: int) -> torch.Tensor:
+        """(B, N, D) tokens -> (B, num_frames, h*w, D), cubic-resampled in time as ``jax.image.resize``."""
+        t, h, w = grid
+        features = features.reshape(features.shape[0], t, h * w, features.shape[-1])
+        if t == num_frames:
+            return features
+        weights = cubic_resize_matrix(t, num_frames).to(device=features.device, dtype=features.dtype)
+        return torch.einsum("oi,bisd->bosd", weights, features)
+
+    @can_return_tuple
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        interpolate_pos_encoding: bool | None = None,
+        **kwargs,
+    ) -> FourDSModelOutput:
+        r"""
+        Args:
+            pixel_values: (B, T, C, H, W) float video in [0, 1] (no mean/std normalisation), as the reference expects.
+            interpolate_pos_encoding: resample the position embedding for a grid other than the trained one
+                (defaults to ``config.interpolate_pos_encoding``).
+        """
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        if interpolate_pos_encoding is None:
+            interpolate_pos_encoding = self.config.interpolate_pos_encoding
+        grid = self.embeddings.token_grid(pixel_values, interpolate_pos_encoding)
+
+        hidden_states = self.embeddings(pixel_values, interpolate_pos_encoding=interpolate_pos_encoding)
+        all_hidden_states = [hidden_states]
+        all_attentions = []
+        readout_source = hidden_states if self.readout_hidden_state_index == 0 else None
+        for index, layer in enumerate(self.encoder.layers, start=1):
+            hidden_states, weights = layer(hidden_states, **kwargs)
+            if output_hidden_states:
+                all_hidden_states.append(hidden_states)
+            if output_attentions:
+                all_attentions.append(weights)
+            if index == self.readout_hidden_state_index:
+                readout_source = hidden_states
+
+        readout_features = self.resample_readout_features(readout_source, grid, pixel_values.shape[1])
+        return FourDSModelOutput(
+            last_hidden_state=hidden_states,
+            readout_features=readout_features,
+            hidden_states=tuple(all_hidden_states) if output_hidden_states else None,
+            attentions=tuple(all_attentions) if output_attentions else None,
+        )
+
+
+def depth_readout_geometry(config: FourDSConfig) -> tuple[tuple[int, int, int, int], int, int]:
+    """Output shape (T, H, W, c), number of queries and classes of the depth readout for ``config``."""
+    frames = config.readout_num_frames or config.num_frames
+    output_shape = (frames, *config.image_size, config.readout_output_channels)
+    patch = config.readout_decoding_patch_size
+    if any(size % p for size, p in zip(output_shape[:3], patch)):
+        raise ValueError(f"readout output {output_shape[:3]} is not divisible by the decoding patch {patch}")
+    num_queries = math.prod(size // p for size, p in zip(output_shape[:3], patch))
+    num_classes = math.prod(patch) * config.readout_output_channels
+    return output_shape, num_queries, num_classes
+
+
+class FourDSForDepthEstimation(FourDSPreTrainedModel):
+    """4DS backbone + attention readout with per-patch learned queries (the released ScanNet depth head layout).
+
+    Each query decodes one ``readout_decoding_patch_size`` block of the depth video, so the output has the input's
+    frame count and resolution.
+    """
+
+    accepts_loss_kwargs = False
+
+    def __init__(self, config: FourDSConfig):
+        super().__init__(config)
+        self.fourds = FourDSModel(config)
+        self.output_shape, num_queries, num_classes = depth_readout_geometry(config)
+        self.readout = AttentionReadout(
+            config,
+            input_dim=config.hidden_size,
+            num_params=config.readout_num_params,
+            num_heads=config.readout_num_heads,
+            num_classes=num_classes,
+            num_queries=num_queries,
+            num_frames=self.output_shape[0],
+            layer_norm_eps=config.layer_norm_eps,
+            act=config.hidden_act,
+        )
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        valid_mask: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        **kwargs,
+    ) -> FourDSDepthEstimatorOutput:
+        r"""
+        Args:
+            pixel_values: (B, T, C, H, W) float video in [0, 1].
+            labels: optional (B, T, H, W) ground-truth depth; the loss is the mean squared error over valid pixels.
+            valid_mask: optional (B, T, H, W) boolean mask of pixels with ground truth (default: finite labels > 0).
+        """
+        outputs = self.fourds(
+            pixel_values, output_hidden_states=output_hidden_states, output_attentions=output_attentions, **kwargs
+        )
+        logits = self.readout(outputs.readout_features)
+        depth = patches_to_video(logits, self.output_shape, self.config.readout_decoding_patch_size)[..., 0]
+        loss = depth_loss(depth, labels, valid_mask) if labels is not None else None
+        return FourDSDepthEstimatorOutput(
+            loss=loss,
+            predicted_depth=depth,
+            readout_features=outputs.readout_features,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+
+def depth_loss(
+    predicted: torch.Tensor, labels: torch.Tensor, valid_mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean squared error over valid pixels (finite ground truth > 0 unless a mask is given)."""
+    if labels.shape != predicted.shape:
+        raise ValueError(f"depth labels must have shape {tuple(predicted.shape)} (B, T, H, W), got {tuple(labels.shape)}")
+    if valid_mask is None:
+        valid_mask = torch.isfinite(labels) & (labels > 0)
+    elif valid_mask.shape != labels.shape:
+        raise ValueError(f"valid_mask must have shape {tuple(labels.shape)}, got {tuple(valid_mask.shape)}")
+    valid_mask = valid_mask.bool()
+    squared = (predicted.float() - torch.nan_to_num(labels.float())) ** 2
+    return (squared * valid_mask).sum() / valid_mask.sum().clamp_min(1)
+
+
+__all__ = [
+    "FourDSModel",
+    "FourDSForDepthEstimation",
+    "FourDSPreTrainedModel",
+    "FourDSModelOutput",
+    "FourDSDepthEstimatorOutput",
+]

@@ -1,0 +1,31 @@
+"""Registration of the rep4d classes with the transformers Auto classes (run on ``import rep4d``)."""
+
+from __future__ import annotations
+
+from transformers import AutoConfig, AutoModel, AutoModelForDepthEstimation, AutoVideoProcessor
+
+from rep4d.configuration.configuration_fourds import FourDSConfig
+from rep4d.modeling.modeling_fourds import FourDSForDepthEstimation, FourDSModel
+from rep4d.processing.video_processing_fourds import FourDSVideoProcessor
+
+# (config class, {auto class: model class}, video processor class)
+REGISTRY = [
+    (
+        FourDSConfig,
+        {AutoModel: FourDSModel, AutoModelForDepthEstimation: FourDSForDepthEstimation},
+        FourDSVideoProcessor,
+    ),
+]
+
+
+def register(config_class, models: dict, processor_class=None) -> None:
+    AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
+    for auto_class, model_class in models.items():
+        auto_class.register(config_class, model_class, exist_ok=True)
+    if processor_class is not None:
+        AutoVideoProcessor.register(config_class, video_processor_class=processor_class, exist_ok=True)
+
+
+def register_all() -> None:
+    for config_class, models, processor_class in REGISTRY:
+        register(config_class, models, processor_class)

@@ -1,0 +1,52 @@
+"""``rep4d parity``: run golden-fixture cases through the port and compare every output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from rep4d.cli import Command
+
+EXAMPLES = """
+examples:
+  rep4d parity tests/fixtures/4ds/tiny_depth
+  rep4d parity tests/fixtures/*/tiny_* --json
+
+A case directory holds case.json, the reference parameters in the released checkpoint layout (*params.npz),
+inputs.npz and outputs.npz. The model is built from case.json alone and the parameters go through the same
+conversion code as `rep4d convert`. The exit status is 0 only if every compared output is within tolerance.
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EXAMPLES
+    parser.add_argument("cases", nargs="+", metavar="CASE_DIR", help="fixture case directories")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object per case: {case, results: {KEY: {max_abs_error, tolerance, ok}}, "
+                        "not_compared}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rep4d.parity import format_report, run_parity
+
+    all_ok = True
+    for case_dir in args.cases:
+        try:
+            report = run_parity(case_dir)
+        except (FileNotFoundError, ValueError) as error:
+            print(f"error: {case_dir}: {error}", file=sys.stderr)
+            all_ok = False
+            continue
+        all_ok &= report.ok
+        print(json.dumps(report.to_json()) if args.json else format_report(report))
+    return 0 if all_ok else 1
+
+
+COMMAND = Command(
+    name="parity",
+    help="check the port against golden fixture cases (max abs error per output vs tolerance)",
+    add_arguments=add_arguments,
+    run=run,
+    order=20,
+)

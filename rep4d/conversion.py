@@ -1,0 +1,478 @@
+"""Conversion of the released JAX/Flax ``.npz`` checkpoints into Hugging Face model folders.
+
+Each method provides a :class:`CheckpointConverter` that recognises its files from their keys and shapes, builds a
+config from the array shapes (plus a preset or overrides for what shapes cannot tell), and maps every parameter of
+the PyTorch model to the checkpoint keys it comes from and a transform (transpose, reshape, concatenation). The
+generic code here:
+
+* reads ``.npz`` files lazily and never unpickles (``allow_pickle=False``; shapes come from the array headers);
+* checks the mapping *before* touching any weights: every checkpoint key is used, every model parameter has a
+  source, and the transforms give the right shapes (checked on meta tensors, so a 22B manifest costs nothing);
+* streams the conversion parameter by parameter into safetensors shards written to a temporary directory that is
+  renamed into place only when complete, so a failed conversion never leaves a partial output.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+Shapes = dict[str, tuple[int, ...]]
+
+
+class ConversionError(ValueError):
+    """The checkpoint does not match the model: the message lists every missing, unexpected or mis-shaped key."""
+
+
+@dataclass
+class ParamSource:
+    """Where a model parameter comes from: checkpoint ``keys`` combined by ``transform`` (torch ops only)."""
+
+    keys: tuple[str, ...]
+    transform: Callable[..., torch.Tensor] = lambda x: x
+
+    def build(self, *tensors: torch.Tensor) -> torch.Tensor:
+        return self.transform(*tensors)
+
+
+def source(*keys: str, transform: Callable[..., torch.Tensor] | None = None) -> ParamSource:
+    return ParamSource(tuple(keys), transform or (lambda x: x))
+
+
+# Common Flax -> PyTorch layouts --------------------------------------------------------------------------------------
+
+
+def dense_kernel(kernel: torch.Tensor) -> torch.Tensor:
+    """Flax Dense kernel (in, out) -> nn.Linear weight (out, in)."""
+    return kernel.T
+
+
+def dense_general_in(kernel: torch.Tensor) -> torch.Tensor:
+    """Flax DenseGeneral kernel (in, heads, head_dim) -> nn.Linear weight (heads*head_dim, in), head-major."""
+    return kernel.reshape(kernel.shape[0], -1).T
+
+
+def dense_general_out(kernel: torch.Tensor) -> torch.Tensor:
+    """Flax DenseGeneral kernel (heads, head_dim, out) -> nn.Linear weight (out, heads*head_dim)."""
+    return kernel.reshape(-1, kernel.shape[-1]).T
+
+
+def flatten(x: torch.Tensor) -> torch.Tensor:
+    return x.reshape(-1)
+
+
+def concat_rows(*tensors: torch.Tensor) -> torch.Tensor:
+    return torch.cat(tensors, dim=0)
+
+
+def fused(*keys: str, transform: Callable[[torch.Tensor], torch.Tensor]) -> ParamSource:
+    """Several checkpoint arrays, each transformed, concatenated along dim 0 (e.g. q, k, v -> one qkv Linear)."""
+    return ParamSource(tuple(keys), lambda *xs: torch.cat([transform(x) for x in xs], dim=0))
+
+
+# Reading .npz files without unpickling -----------------------------------------------------------------------------
+
+
+class NpzCheckpoint(Mapping):
+    """A lazy, read-only view of a ``.npz`` file: shapes from the headers, arrays loaded one key at a time."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"checkpoint not found: {self.path}")
+        try:
+            self._zip = zipfile.ZipFile(self.path)
+        except zipfile.BadZipFile as error:
+            raise ConversionError(f"{self.path} is not a .npz (zip) archive: {error}") from error
+        self._members = {name[:-4]: name for name in self._zip.namelist() if name.endswith(".npy")}
+        self._shapes: Shapes | None = None
+
+    @property
+    def shapes(self) -> Shapes:
+        if self._shapes is None:
+            shapes = {}
+            for key, member in self._members.items():
+                with self._zip.open(member) as handle:
+                    version = np.lib.format.read_magic(handle)
+                    shape, _, dtype = np.lib.format._read_array_header(handle, version)
+                    if dtype.hasobject:
+                        raise ConversionError(f"{key} holds Python objects; refusing to unpickle {self.path}")
+                    shapes[key] = tuple(int(s) for s in shape)
+            self._shapes = shapes
+        return self._shapes
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        with self._zip.open(self._members[key]) as handle:
+            return np.lib.format.read_array(handle, allow_pickle=False)
+
+    def __iter__(self):
+        return iter(self._members)
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def close(self) -> None:
+        self._zip.close()
+
+
+class MergedCheckpoint(Mapping):
+    """Several checkpoints read as one (e.g. a backbone file and a readout-head file); keys must not collide."""
+
+    def __init__(self, paths: Iterable[str | os.PathLike]):
+        self.files = [NpzCheckpoint(path) for path in paths]
+        self.shapes: Shapes = {}
+        self._owner: dict[str, NpzCheckpoint] = {}
+        for file in self.files:
+            for key, shape in file.shapes.items():
+                if key in self._owner:
+                    raise ConversionError(f"key {key} appears in both {self._owner[key].path} and {file.path}")
+                self.shapes[key], self._owner[key] = shape, file
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        return self._owner[key][key]
+
+    def __iter__(self):
+        return iter(self.shapes)
+
+    def __len__(self) -> int:
+        return len(self.shapes)
+
+    def close(self) -> None:
+        for file in self.files:
+            file.close()
+
+
+def open_checkpoint(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> NpzCheckpoint | MergedCheckpoint:
+    """One .npz file, or several merged into one key space."""
+    if isinstance(paths, (str, os.PathLike)):
+        return NpzCheckpoint(paths)
+    paths = list(paths)
+    return NpzCheckpoint(paths[0]) if len(paths) == 1 else MergedCheckpoint(paths)
+
+
+def checkpoint_shapes(arrays: Mapping[str, np.ndarray]) -> Shapes:
+    shapes = getattr(arrays, "shapes", None)
+    return dict(shapes) if shapes is not None else {key: tuple(value.shape) for key, value in arrays.items()}
+
+
+# Converter interface ------------------------------------------------------------------------------------------------
+
+
+class CheckpointConverter:
+    """Base class of the per-method converters. Subclasses register themselves with :func:`register_converter`."""
+
+    #: short method name used on the command line (``fourds``, ``moog``, ``rvm``)
+    method: str = ""
+
+    def identify(self, shapes: Shapes) -> str | None:
+        """The variant name (e.g. ``"backbone"``, ``"depth"``) if these keys belong to this method, else None."""
+        raise NotImplementedError
+
+    def variant_description(self, variant: str, shapes: Shapes) -> str:
+        """A human-readable name of what was recognised (e.g. the released file it matches)."""
+        return f"{self.method} {variant}"
+
+    def build_config(self, shapes: Shapes, variant: str, preset: str | None = None, **overrides):
+        """A config for the model, with every size inferred from ``shapes`` that can be."""
+        raise NotImplementedError
+
+    def model_class(self, config, variant: str) -> type:
+        raise NotImplementedError
+
+    def parameter_sources(self, shapes: Shapes, config, variant: str) -> dict[str, ParamSource]:
+        """For every entry of the model's ``state_dict``, the checkpoint keys and transform that produce it."""
+        raise NotImplementedError
+
+    def ignored_keys(self, shapes: Shapes, config, variant: str) -> set[str]:
+        """Checkpoint keys deliberately not converted (must be justified by the subclass)."""
+        return set()
+
+    def video_processor(self, config, variant: str):
+        """The video processor saved next to the model (or None)."""
+        return None
+
+
+CONVERTERS: dict[str, CheckpointConverter] = {}
+
+
+def register_converter(converter: CheckpointConverter) -> CheckpointConverter:
+    CONVERTERS[converter.method] = converter
+    return converter
+
+
+def identify_checkpoint(shapes: Shapes, method: str | None = None) -> tuple[CheckpointConverter, str]:
+    """Find the converter (and variant) that recognises these keys."""
+    candidates = [CONVERTERS[method]] if method else list(CONVERTERS.values())
+    if method and method not in CONVERTERS:
+        raise ConversionError(f"unknown method {method!r}; known: {', '.join(sorted(CONVERTERS))}")
+    for converter in candidates:
+        variant = converter.identify(shapes)
+        if variant is not None:
+            return converter, variant
+    sample = ", ".join(sorted(shapes)[:5])
+    raise ConversionError(
+        f"no converter recognises this checkpoint ({len(shapes)} arrays, e.g. {sample}); "
+        f"known methods: {', '.join(sorted(CONVERTERS))}"
+    )
+
+
+@dataclass
+class ConversionPlan:
+    converter: CheckpointConverter
+    variant: str
+    config: object
+    model_class: type
+    sources: dict[str, ParamSource]
+    target_shapes: dict[str, tuple[int, ...]]
+    target_dtypes: dict[str, torch.dtype] = field(default_factory=dict)
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(math.prod(shape) for shape in self.target_shapes.values())
+
+
+def meta_model(model_class: type, config):
+    """Instantiate ``model_class(config)`` on the meta device: shapes only, no memory."""
+    with torch.device("meta"):
+        return model_class(config)
+
+
+def plan_conversion(
+    shapes: Shapes,
+    converter: CheckpointConverter,
+    variant: str,
+    config=None,
+    preset: str | None = None,
+    **overrides,
+) -> ConversionPlan:
+    """Check that ``shapes`` map one-to-one onto the model, without reading any weight. Raises ConversionError."""
+    if config is None:
+        config = converter.build_config(shapes, variant, preset=preset, **overrides)
+    model_class = converter.model_class(config, variant)
+    model = meta_model(model_class, config)
+    state = model.state_dict()
+    target_shapes = {name: tuple(tensor.shape) for name, tensor in state.items()}
+    target_dtypes = {name: tensor.dtype for name, tensor in state.items()}
+    sources = converter.parameter_sources(shapes, config, variant)
+
+    problems = []
+    missing = sorted(set(target_shapes) - set(sources))
+    if missing:
+        problems.append(f"model parameters with no checkpoint source ({len(missing)}): {', '.join(missing)}")
+    extra_targets = sorted(set(sources) - set(target_shapes))
+    if extra_targets:
+        problems.append(f"mapping targets that the model does not have: {', '.join(extra_targets)}")
+    used = {key for src in sources.values() for key in src.keys}
+    absent = sorted(used - set(shapes))
+    if absent:
+        problems.append(f"checkpoint keys the model needs but the file lacks ({len(absent)}): {', '.join(absent)}")
+    unused = sorted(set(shapes) - used - converter.ignored_keys(shapes, config, variant))
+    if unused:
+        problems.append(f"unexpected checkpoint keys ({len(unused)}): {', '.join(unused)}")
+    if not absent:
+        for name, src in sources.items():
+            if name not in target_shapes:
+                continue
+            try:
+                built = src.build(*(torch.empty(shapes[key], device="meta") for key in src.keys))
+                got = tuple(built.shape)
+            except RuntimeError as error:
+                got = f"error: {error}"
+            if got != target_shapes[name]:
+                described = ", ".join(f"{key} {shapes[key]}" for key in src.keys)
+                problems.append(f"{name}: expected shape {target_shapes[name]}, the checkpoint gives {got} ({described})")
+    if problems:
+        raise ConversionError(
+            f"checkpoint does not match {model_class.__name__} ({converter.variant_description(variant, shapes)}):\n  - "
+            + "\n  - ".join(problems)
+        )
+    return ConversionPlan(converter, variant, config, model_class, sources, target_shapes, target_dtypes)
+
+
+def materialize(plan: ConversionPlan, arrays: Mapping[str, np.ndarray], names: Iterable[str] | None = None):
+    """Yield ``(name, tensor)`` for the model parameters, reading each checkpoint array only when needed."""
+    for name in names if names is not None else plan.sources:
+        src = plan.sources[name]
+        tensors = [torch.from_numpy(np.ascontiguousarray(arrays[key])) for key in src.keys]
+        tensor = src.build(*tensors).to(plan.target_dtypes.get(name, torch.float32)).contiguous()
+        yield name, tensor
+
+
+def convert_state_dict(plan: ConversionPlan, arrays: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    return dict(materialize(plan, arrays))
+
+
+def load_converted_model(plan: ConversionPlan, arrays: Mapping[str, np.ndarray]):
+    """Build the model and load the converted weights (strict)."""
+    model = plan.model_class(plan.config)
+    model.load_state_dict(convert_state_dict(plan, arrays), strict=True)
+    return model.eval()
+
+
+def _shard_groups(plan: ConversionPlan, max_shard_bytes: int) -> list[list[str]]:
+    groups, current, current_bytes = [], [], 0
+    for name in plan.sources:
+        size = math.prod(plan.target_shapes[name]) * plan.target_dtypes[name].itemsize
+        if current and current_bytes + size > max_shard_bytes:
+            groups.append(current)
+            current, current_bytes = [], 0
+        current.append(name)
+        current_bytes += size
+    if current:
+        groups.append(current)
+    return groups
+
+
+def parse_size(value: str | int) -> int:
+    if isinstance(value, int):
+        return value
+    units = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+    text = value.strip().upper()
+    for unit, factor in sorted(units.items(), key=lambda item: -len(item[0])):
+        if text.endswith(unit):
+            return int(float(text[: -len(unit)]) * factor)
+    return int(text)
+
+
+def write_model_folder(
+    plan: ConversionPlan,
+    arrays: Mapping[str, np.ndarray],
+    directory: Path,
+    max_shard_size: str | int = "5GB",
+    progress: bool = False,
+) -> list[str]:
+    """Write config.json and the (possibly sharded) safetensors weights into ``directory``; returns file names."""
+    groups = _shard_groups(plan, parse_size(max_shard_size))
+    total = len(groups)
+    weight_map, files = {}, []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(plan.sources), desc="converting", unit="tensor")
+    for index, names in enumerate(groups, start=1):
+        filename = "model.safetensors" if total == 1 else f"model-{index:05d}-of-{total:05d}.safetensors"
+        shard = {}
+        for name, tensor in materialize(plan, arrays, names):
+            shard[name] = tensor
+            weight_map[name] = filename
+            if bar is not None:
+                bar.update(1)
+        save_file(shard, str(directory / filename), metadata={"format": "pt"})
+        files.append(filename)
+        del shard
+    if bar is not None:
+        bar.close()
+    if total > 1:
+        total_size = sum(math.prod(plan.target_shapes[n]) * plan.target_dtypes[n].itemsize for n in plan.sources)
+        index_file = {"metadata": {"total_size": total_size}, "weight_map": weight_map}
+        (directory / "model.safetensors.index.json").write_text(json.dumps(index_file, indent=2, sort_keys=True))
+        files.append("model.safetensors.index.json")
+    plan.config.architectures = [plan.model_class.__name__]
+    plan.config.save_pretrained(directory)
+    return files
+
+
+class atomic_output_dir:
+    """Context manager: yields a temporary directory next to ``target`` and renames it to ``target`` on success.
+
+    On any exception the temporary directory is removed and ``target`` is left untouched.
+    """
+
+    def __init__(self, target: str | os.PathLike, overwrite: bool = False):
+        self.target = Path(target).absolute()
+        self.overwrite = overwrite
+
+    def __enter__(self) -> Path:
+        if self.target.exists() and any(self.target.iterdir()) and not self.overwrite:
+            raise FileExistsError(f"{self.target} exists and is not empty; pass --overwrite to replace it")
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.partial-", dir=self.target.parent))
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return False
+        if self.target.exists():
+            backup = self.target.with_name(f".{self.target.name}.old-{os.getpid()}")
+            self.target.rename(backup)
+            self.tmp.rename(self.target)
+            shutil.rmtree(backup, ignore_errors=True)
+        else:
+            self.tmp.rename(self.target)
+        return False
+
+
+@dataclass
+class ConversionResult:
+    output_dir: Path
+    method: str
+    variant: str
+    description: str
+    num_parameters: int
+    files: list[str]
+
+
+def convert_checkpoint(
+    checkpoint: str | os.PathLike | list | Mapping[str, np.ndarray],
+    output_dir: str | os.PathLike,
+    method: str | None = None,
+    preset: str | None = None,
+    max_shard_size: str | int = "5GB",
+    overwrite: bool = False,
+    progress: bool = False,
+    **overrides,
+) -> ConversionResult:
+    """Convert released ``.npz`` checkpoint(s) (or an in-memory dict of arrays) into a ``from_pretrained`` folder."""
+    opened = not isinstance(checkpoint, Mapping)
+    arrays = open_checkpoint(checkpoint) if opened else checkpoint
+    try:
+        shapes = checkpoint_shapes(arrays)
+        converter, variant = identify_checkpoint(shapes, method)
+        plan = plan_conversion(shapes, converter, variant, preset=preset, **overrides)
+        with atomic_output_dir(output_dir, overwrite=overwrite) as tmp:
+            files = write_model_folder(plan, arrays, tmp, max_shard_size=max_shard_size, progress=progress)
+            processor = converter.video_processor(plan.config, variant)
+            if processor is not None:
+                processor.save_pretrained(tmp)
+                files.append("video_preprocessor_config.json")
+    finally:
+        if opened:
+            arrays.close()
+    return ConversionResult(
+        Path(output_dir), converter.method, variant, converter.variant_description(variant, shapes),
+        plan.num_parameters, files,
+    )
+
+
+def read_manifest(path: str | os.PathLike) -> Shapes:
+    """Shapes of a released checkpoint from its manifest JSON (``{"params": [[key, shape, dtype], ...]}``)."""
+    manifest = json.loads(Path(path).read_text())
+    return {key: tuple(shape) for key, shape, *_ in manifest["params"]}
+
+
+def strip_prefix(shapes: Mapping[str, object], prefix: str) -> dict[str, object]:
+    return {key[len(prefix) :]: value for key, value in shapes.items() if key.startswith(prefix)}
+
+
+def layer_indices(shapes: Iterable[str], prefix: str) -> list[int]:
+    """Sorted integer indices ``i`` of keys starting with ``{prefix}{i}/`` (numeric, not lexicographic, order)."""
+    indices = set()
+    for key in shapes:
+        if key.startswith(prefix):
+            head = key[len(prefix) :].split("/", 1)[0]
+            if head.isdigit():
+                indices.add(int(head))
+    return sorted(indices)

@@ -1,0 +1,164 @@
+"""Golden-fixture parity: run a fixture case through the port and compare every output with the reference.
+
+A case directory holds ``case.json``, the reference parameters in the released checkpoint layout (``params.npz``
+or several ``*_params.npz``), ``inputs.npz`` and ``outputs.npz``. Each method registers a runner that recognises its
+cases from ``case.json``, builds the model from ``case.json`` alone, converts the parameters through the same code
+path as ``rep4d convert`` and returns its outputs under the reference's key names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Pass if ``|port - ref| <= atol + rtol * |ref|`` element-wise, or exact equality when ``exact``."""
+
+    atol: float = 0.0
+    rtol: float = 0.0
+    exact: bool = False
+
+    def describe(self) -> str:
+        if self.exact:
+            return "exact"
+        return f"atol={self.atol:g}" + (f", rtol={self.rtol:g}" if self.rtol else "")
+
+
+@dataclass
+class ParityOutputs:
+    """What a runner returns: arrays under the reference key names and the tolerance for each."""
+
+    arrays: dict[str, np.ndarray]
+    default: Tolerance
+    per_key: dict[str, Tolerance] = field(default_factory=dict)
+
+    def tolerance(self, key: str) -> Tolerance:
+        return self.per_key.get(key, self.default)
+
+
+@dataclass
+class KeyResult:
+    max_abs_error: float
+    tolerance: Tolerance
+    ok: bool
+    note: str = ""
+
+
+@dataclass
+class ParityReport:
+    case: str
+    method: str
+    results: dict[str, KeyResult]
+    not_compared: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.results) and all(result.ok for result in self.results.values())
+
+    def to_json(self) -> dict:
+        results = {}
+        for key, result in self.results.items():
+            entry = {
+                "max_abs_error": result.max_abs_error,
+                "tolerance": 0.0 if result.tolerance.exact else result.tolerance.atol,
+                "ok": result.ok,
+            }
+            if result.tolerance.rtol:
+                entry["rtol"] = result.tolerance.rtol
+            if result.tolerance.exact:
+                entry["exact"] = True
+            if result.note:
+                entry["note"] = result.note
+            results[key] = entry
+        return {"case": self.case, "method": self.method, "results": results, "not_compared": self.not_compared}
+
+
+@dataclass
+class ParityRunner:
+    method: str
+    accepts: Callable[[dict, Path], bool]
+    run: Callable[[Path, dict], ParityOutputs]
+
+
+PARITY_RUNNERS: list[ParityRunner] = []
+
+
+def register_parity_runner(method: str, accepts: Callable, run: Callable) -> None:
+    PARITY_RUNNERS[:] = [runner for runner in PARITY_RUNNERS if runner.method != method]
+    PARITY_RUNNERS.append(ParityRunner(method, accepts, run))
+
+
+def load_case_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """All arrays of an ``.npz`` file, never unpickling."""
+    with np.load(path, allow_pickle=False) as data:
+        return {key: data[key] for key in data.files}
+
+
+def compare(port: np.ndarray, reference: np.ndarray, tolerance: Tolerance) -> KeyResult:
+    port = np.asarray(port)
+    reference = np.asarray(reference)
+    if port.shape != reference.shape:
+        return KeyResult(float("inf"), tolerance, False, f"shape {port.shape} != reference {reference.shape}")
+    if tolerance.exact or reference.dtype == bool or port.dtype == bool:
+        equal = np.array_equal(port, reference)
+        error = float(np.max(np.abs(port.astype(np.float64) - reference.astype(np.float64)))) if port.size else 0.0
+        return KeyResult(error, Tolerance(exact=True), bool(equal))
+    port64, ref64 = port.astype(np.float64), reference.astype(np.float64)
+    nan_mismatch = np.isnan(port64) != np.isnan(ref64)
+    diff = np.abs(np.nan_to_num(port64 - ref64, nan=0.0))
+    error = float(diff.max()) if diff.size else 0.0
+    within = diff <= tolerance.atol + tolerance.rtol * np.abs(np.nan_to_num(ref64))
+    ok = bool(within.all()) and not bool(nan_mismatch.any())
+    return KeyResult(error, tolerance, ok, "NaN pattern differs" if nan_mismatch.any() else "")
+
+
+def find_runner(case: dict, case_dir: Path) -> ParityRunner:
+    import rep4d  # noqa: F401  (registers every method's runner)
+
+    for runner in PARITY_RUNNERS:
+        if runner.accepts(case, case_dir):
+            return runner
+    known = ", ".join(runner.method for runner in PARITY_RUNNERS)
+    raise ValueError(f"no parity runner recognises the case in {case_dir} (known methods: {known})")
+
+
+def run_parity(case_dir: str | os.PathLike) -> ParityReport:
+    """Run one fixture case and compare every reference output the port produces."""
+    case_dir = Path(case_dir)
+    case_file = case_dir / "case.json"
+    if not case_file.is_file():
+        raise FileNotFoundError(f"{case_dir} is not a fixture case: it has no case.json")
+    case = json.loads(case_file.read_text())
+    runner = find_runner(case, case_dir)
+    reference = load_case_arrays(case_dir / "outputs.npz")
+    produced = runner.run(case_dir, case)
+    results = {
+        key: compare(produced.arrays[key], reference[key], produced.tolerance(key))
+        for key in reference
+        if key in produced.arrays
+    }
+    not_compared = sorted(key for key in reference if key not in produced.arrays)
+    return ParityReport(case.get("name", case_dir.name), runner.method, results, not_compared)
+
+
+def format_report(report: ParityReport) -> str:
+    lines = [f"case {report.case} ({report.method})"]
+    width = max((len(key) for key in report.results), default=10)
+    for key, result in report.results.items():
+        status = "ok  " if result.ok else "FAIL"
+        note = f"  ({result.note})" if result.note else ""
+        lines.append(
+            f"  {status} {key:<{width}}  max|err| {result.max_abs_error:.3e}  tolerance {result.tolerance.describe()}{note}"
+        )
+    if report.not_compared:
+        lines.append(f"  not compared: {', '.join(report.not_compared)}")
+    verdict = "PASS" if report.ok else "FAIL"
+    lines.append(f"{verdict}: {sum(r.ok for r in report.results.values())}/{len(report.results)} outputs within tolerance")
+    return "\n".join(lines)

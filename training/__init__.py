@@ -1,0 +1,1 @@
+"""Pretraining and readout fine-tuning (``rep4d.training``)."""
