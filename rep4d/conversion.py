@@ -105,7 +105,10 @@ class NpzCheckpoint(Mapping):
             for key, member in self._members.items():
                 with self._zip.open(member) as handle:
                     version = np.lib.format.read_magic(handle)
-                    shape, _, dtype = np.lib.format._read_array_header(handle, version)
+                    read_header = (
+                        np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                    )
+                    shape, _, dtype = read_header(handle)
                     if dtype.hasobject:
                         raise ConversionError(f"{key} holds Python objects; refusing to unpickle {self.path}")
                     shapes[key] = tuple(int(s) for s in shape)
@@ -280,18 +283,17 @@ def plan_conversion(
     unused = sorted(set(shapes) - used - converter.ignored_keys(shapes, config, variant))
     if unused:
         problems.append(f"unexpected checkpoint keys ({len(unused)}): {', '.join(unused)}")
-    if not absent:
-        for name, src in sources.items():
-            if name not in target_shapes:
-                continue
-            try:
-                built = src.build(*(torch.empty(shapes[key], device="meta") for key in src.keys))
-                got = tuple(built.shape)
-            except RuntimeError as error:
-                got = f"error: {error}"
-            if got != target_shapes[name]:
-                described = ", ".join(f"{key} {shapes[key]}" for key in src.keys)
-                problems.append(f"{name}: expected shape {target_shapes[name]}, the checkpoint gives {got} ({described})")
+    for name, src in sources.items():
+        if name not in target_shapes or any(key not in shapes for key in src.keys):
+            continue
+        try:
+            built = src.build(*(torch.empty(shapes[key], device="meta") for key in src.keys))
+            got = tuple(built.shape)
+        except RuntimeError as error:
+            got = f"error: {error}"
+        if got != target_shapes[name]:
+            described = ", ".join(f"{key} {shapes[key]}" for key in src.keys)
+            problems.append(f"{name}: expected shape {target_shapes[name]}, the checkpoint gives {got} ({described})")
     if problems:
         raise ConversionError(
             f"checkpoint does not match {model_class.__name__} ({converter.variant_description(variant, shapes)}):\n  - "

@@ -1,0 +1,123 @@
+"""Export a model folder with its code, so it loads with ``trust_remote_code=True`` where rep4d is not installed.
+
+transformers' own copier (``register_for_auto_class`` + ``save_pretrained``) only follows single-dot sibling imports,
+while rep4d keeps configurations, models and processors in separate folders. This exporter collects every rep4d
+module the registered classes need, writes them flat next to the weights with their imports rewritten to
+``from .module import ...``, and fills ``auto_map`` in ``config.json`` and ``video_preprocessor_config.json`` for
+every Auto class the method registers.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import json
+import os
+import re
+from pathlib import Path
+
+ROOT_PACKAGE = "rep4d"
+# Absolute or relative imports of rep4d modules, rewritten to flat sibling imports.
+_IMPORT_LINE = re.compile(r"^(\s*)from\s+(\.+[\w.]*|rep4d(?:\.\w+)*)\s+import\s", re.M)
+
+
+def _resolve(module_name: str, imported: str) -> str:
+    """Absolute module name of ``imported`` (possibly relative) as seen from ``module_name``."""
+    if not imported.startswith("."):
+        return imported
+    level = len(imported) - len(imported.lstrip("."))
+    package = module_name.rsplit(".", level)[0]
+    rest = imported[level:]
+    return f"{package}.{rest}" if rest else package
+
+
+def _rep4d_imports(module_name: str, source: str) -> list[str]:
+    """rep4d modules imported anywhere in ``source``; imports must name the defining module, not a package."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            if any(alias.name.startswith(f"{ROOT_PACKAGE}.") for alias in node.names):
+                raise ValueError(f"{module_name} uses `import rep4d...`; exported code needs `from ... import`")
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        base = _resolve(module_name, "." * node.level + (node.module or ""))
+        if base != ROOT_PACKAGE and not base.startswith(f"{ROOT_PACKAGE}."):
+            continue
+        if hasattr(importlib.import_module(base), "__path__"):
+            raise ValueError(
+                f"{module_name} imports from the package {base}; import from the module that defines the names"
+            )
+        found.append(base)
+    return found
+
+
+def collect_modules(classes) -> dict[str, Path]:
+    """Every rep4d module (by name -> file) needed by ``classes``, following imports recursively."""
+    pending = [cls.__module__ for cls in classes]
+    files: dict[str, Path] = {}
+    while pending:
+        name = pending.pop()
+        if name in files:
+            continue
+        module = importlib.import_module(name)
+        if hasattr(module, "__path__"):
+            raise ValueError(f"{name} is a package; import the module that defines the class directly")
+        path = Path(module.__file__)
+        files[name] = path
+        pending.extend(_rep4d_imports(name, path.read_text(encoding="utf-8")))
+    basenames = {}
+    for name, path in files.items():
+        if path.stem in basenames:
+            raise ValueError(f"modules {basenames[path.stem]} and {name} would both be exported as {path.name}")
+        basenames[path.stem] = name
+    return files
+
+
+def flatten_imports(source: str) -> str:
+    """Rewrite ``from ..pkg.module import`` / ``from rep4d.pkg.module import`` to ``from .module import``."""
+
+    def replace(match: re.Match) -> str:
+        target = match.group(2).lstrip(".")
+        return f"{match.group(1)}from .{target.rsplit('.', 1)[-1]} import "
+
+    return _IMPORT_LINE.sub(replace, source)
+
+
+def auto_classes_for(model_type: str):
+    """(config class, {auto class name: model class}, processor class) registered for ``model_type``."""
+    from rep4d.auto import REGISTRY
+
+    for config_class, models, processor_class in REGISTRY:
+        if config_class.model_type == model_type:
+            return config_class, {auto.__name__: model for auto, model in models.items()}, processor_class
+    raise ValueError(f"no rep4d model is registered for model_type {model_type!r}")
+
+
+def export_remote_code(model_dir: str | os.PathLike) -> list[str]:
+    """Add the code of the model in ``model_dir`` (a ``save_pretrained`` folder) and fill ``auto_map``.
+
+    Returns the names of the code files written.
+    """
+    model_dir = Path(model_dir)
+    config_path = model_dir / "config.json"
+    config = json.loads(config_path.read_text())
+    config_class, models, processor_class = auto_classes_for(config["model_type"])
+    classes = [config_class, *models.values()] + ([processor_class] if processor_class else [])
+    modules = collect_modules(classes)
+    written = []
+    for name, path in sorted(modules.items()):
+        target = model_dir / path.name
+        target.write_text(flatten_imports(path.read_text(encoding="utf-8")), encoding="utf-8")
+        written.append(path.name)
+
+    def reference(cls) -> str:
+        return f"{Path(modules[cls.__module__]).stem}.{cls.__name__}"
+
+    config["auto_map"] = {"AutoConfig": reference(config_class), **{a: reference(m) for a, m in models.items()}}
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    processor_path = model_dir / "video_preprocessor_config.json"
+    if processor_class is not None and processor_path.exists():
+        processor = json.loads(processor_path.read_text())
+        processor["auto_map"] = {"AutoVideoProcessor": reference(processor_class)}
+        processor_path.write_text(json.dumps(processor, indent=2, sort_keys=True) + "\n")
+    return written
