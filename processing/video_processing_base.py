@@ -164,8 +164,8 @@ class Rep4dVideoProcessor(BaseVideoProcessor):
         )
 
     def _preprocess(self, videos, **kwargs):
-        # Float videos were scaled to [0, 255] above; uint8 stays exact until the final rescale.
-        videos = [video.float() if video.is_floating_point() else video for video in videos]
+        # Resize in float so uint8 and float inputs give the same result (uint8 resizing rounds to integers).
+        videos = [video.float() for video in videos]
         output = super()._preprocess(videos, **kwargs)
         pixel_values = output.pop("pixel_values_videos")
         if isinstance(pixel_values, torch.Tensor):
