@@ -166,8 +166,13 @@ class ReadoutPreTrainedModel(PreTrainedModel):
         if config.freeze_backbone:
             self.backbone.requires_grad_(False)
 
-    def build_readout(self, num_classes: int, num_queries: int | None = None, query_dim: int | None = None,
-                      num_frames: int | None = None) -> AttentionReadout:
+    def build_readout(
+        self,
+        num_classes: int,
+        num_queries: int | None = None,
+        query_dim: int | None = None,
+        num_frames: int | None = None,
+    ) -> AttentionReadout:
         config = self.config
         return AttentionReadout(
             config,
@@ -220,7 +225,9 @@ class ReadoutPreTrainedModel(PreTrainedModel):
 
     def features_from(self, pixel_values: torch.Tensor | None, features: torch.Tensor | None) -> torch.Tensor:
         if (pixel_values is None) == (features is None):
-            raise ValueError("pass exactly one of `pixel_values` (B, T, C, H, W) or precomputed `features` (B, T, N, C)")
+            raise ValueError(
+                "pass exactly one of `pixel_values` (B, T, C, H, W) or precomputed `features` (B, T, N, C)"
+            )
         if features is None:
             return self.extract_features(pixel_values)
         if features.ndim != 4 or features.shape[1] != self.num_frames or features.shape[-1] != self.feature_dim:
@@ -252,15 +259,23 @@ class ReadoutPreTrainedModel(PreTrainedModel):
         return model
 
 
-def readout_parameter_groups(model: ReadoutPreTrainedModel, learning_rate: float, weight_decay: float = 0.0,
-                             backbone_learning_rate_scale: float | None = None) -> list[dict]:
+def readout_parameter_groups(
+    model: ReadoutPreTrainedModel,
+    learning_rate: float,
+    weight_decay: float = 0.0,
+    backbone_learning_rate_scale: float | None = None,
+) -> list[dict]:
     """Optimizer parameter groups: the readout at ``learning_rate`` and, when the backbone trains (end-to-end mode),
     the backbone at ``learning_rate * backbone_learning_rate_scale`` (config default 0.003, as the 4DS paper).
 
     Biases and norm weights get no weight decay. Use with ``torch.optim.AdamW(groups)`` and pass it to the Trainer as
     ``optimizers=(optimizer, None)``.
     """
-    scale = model.config.backbone_learning_rate_scale if backbone_learning_rate_scale is None else backbone_learning_rate_scale
+    scale = (
+        model.config.backbone_learning_rate_scale
+        if backbone_learning_rate_scale is None
+        else backbone_learning_rate_scale
+    )
     groups = {}
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
@@ -269,7 +284,9 @@ def readout_parameter_groups(model: ReadoutPreTrainedModel, learning_rate: float
         decay = parameter.ndim >= 2 and "norm" not in name
         groups.setdefault((part, decay), []).append(parameter)
     result = []
-    for (part, decay), parameters in sorted(groups.items(), key=lambda item: (item[0][0] != "readout", not item[0][1])):
+    for (part, decay), parameters in sorted(
+        groups.items(), key=lambda item: (item[0][0] != "readout", not item[0][1])
+    ):
         result.append(
             {
                 "params": parameters,
@@ -627,7 +644,9 @@ class ReadoutForVideoClassification(ReadoutPreTrainedModel):
         video_probabilities = None
         if not self.training and clips > 1:
             if logits.shape[0] % clips:
-                raise ValueError(f"multi-clip evaluation needs a batch of videos x {clips} clips, got {logits.shape[0]}")
+                raise ValueError(
+                    f"multi-clip evaluation needs a batch of videos x {clips} clips, got {logits.shape[0]}"
+                )
             video_probabilities = logits.float().softmax(-1).reshape(-1, clips, logits.shape[-1]).mean(1)
         loss = None
         if labels is not None:

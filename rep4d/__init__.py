@@ -7,12 +7,10 @@ checkpoint converter and parity runner with the ``rep4d`` command line.
 __version__ = "0.1.0"
 
 from rep4d import auto as _auto  # noqa: E402
-from rep4d.configuration import FourDSConfig  # noqa: E402
-from rep4d.modeling import FourDSForDepthEstimation, FourDSModel  # noqa: E402
-from rep4d.modeling import convert_fourds as _convert_fourds  # noqa: E402,F401
-from rep4d.processing import FourDSVideoProcessor  # noqa: E402
-from rep4d.configuration import ReadoutConfig  # noqa: E402
+from rep4d.configuration import FourDSConfig, ReadoutConfig  # noqa: E402
 from rep4d.modeling import (  # noqa: E402
+    FourDSForDepthEstimation,
+    FourDSModel,
     ReadoutForBoxTracking,
     ReadoutForCameraPose,
     ReadoutForDepthEstimation,
@@ -20,6 +18,8 @@ from rep4d.modeling import (  # noqa: E402
     ReadoutForVideoClassification,
     load_readout,
 )
+from rep4d.modeling import convert_fourds as _convert_fourds  # noqa: E402,F401
+from rep4d.processing import FourDSVideoProcessor  # noqa: E402
 
 _auto.register_all()
 

@@ -10,7 +10,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import evaluate  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-
 from rep4d.training.metrics import (  # noqa: E402
     abs_rel,
     average_clips,
@@ -121,9 +120,9 @@ def test_box_iou_hand_computed():
     assert mean_box_iou(predictions, references, visible) == pytest.approx(0.5)
     module = evaluate.load(str(METRICS / "box_iou"))
     assert module.compute(predictions=predictions, references=references)["mean_iou"] == pytest.approx(0.75)
-    assert module.compute(predictions=predictions, references=references, visible=visible)["mean_iou"] == pytest.approx(
-        0.5
-    )
+    assert module.compute(predictions=predictions, references=references, visible=visible)[
+        "mean_iou"
+    ] == pytest.approx(0.5)
     with pytest.raises(ValueError, match="ymin <= ymax"):
         box_iou([0.6, 0, 0.5, 1], [0, 0, 1, 1])
 

@@ -211,9 +211,7 @@ def pose_epe(pred_rotation, gt_rotation, pred_translation=None, gt_translation=N
     pred_rotation = np.asarray(pred_rotation, dtype=np.float64)
     gt_rotation = np.asarray(gt_rotation, dtype=np.float64)
     if pred_rotation.ndim != 3 or pred_rotation.shape[1:] != (3, 3) or pred_rotation.shape != gt_rotation.shape:
-        raise ValueError(
-            f"rotations must both be (B, 3, 3), got {pred_rotation.shape} and {gt_rotation.shape}"
-        )
+        raise ValueError(f"rotations must both be (B, 3, 3), got {pred_rotation.shape} and {gt_rotation.shape}")
     corners = cube_corners(cube_size)
     pred_points = np.einsum("bij,kj->bki", pred_rotation, corners)
     gt_points = np.einsum("bij,kj->bki", gt_rotation, corners)

@@ -3,7 +3,6 @@
 import datasets
 import evaluate
 import numpy as np
-
 from rep4d.training.metrics import mean_box_iou
 
 _BOXES = datasets.Sequence(datasets.Sequence(datasets.Sequence(datasets.Value("float64"))))

@@ -3,7 +3,6 @@
 import datasets
 import evaluate
 import numpy as np
-
 from rep4d.training.metrics import pose_epe
 
 _MATRIX = datasets.Sequence(datasets.Sequence(datasets.Value("float64")))
@@ -22,6 +21,8 @@ class PoseEpe(evaluate.Metric):
     def _compute(self, predictions, references, cube_size=1.0):
         return {
             "pose_epe": pose_epe(
-                np.asarray(predictions, dtype=np.float64), np.asarray(references, dtype=np.float64), cube_size=cube_size
+                np.asarray(predictions, dtype=np.float64),
+                np.asarray(references, dtype=np.float64),
+                cube_size=cube_size,
             )
         }

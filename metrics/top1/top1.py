@@ -3,7 +3,6 @@
 import datasets
 import evaluate
 import numpy as np
-
 from rep4d.training.metrics import average_clips, top1_accuracy
 
 
