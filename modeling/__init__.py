@@ -15,3 +15,33 @@ __all__ = [
     "FourDSModelOutput",
     "FourDSDepthEstimatorOutput",
 ]
+
+from .backbone_adapters import (  # noqa: E402
+    BackboneAdapter,
+    register_backbone_adapter,
+)
+from .modeling_readout import (  # noqa: E402
+    ReadoutForBoxTracking,
+    ReadoutForCameraPose,
+    ReadoutForDepthEstimation,
+    ReadoutForPointTracking,
+    ReadoutForVideoClassification,
+    ReadoutPreTrainedModel,
+    load_readout,
+    readout_class_for_task,
+    readout_parameter_groups,
+)
+
+__all__ += [
+    "BackboneAdapter",
+    "register_backbone_adapter",
+    "ReadoutPreTrainedModel",
+    "ReadoutForDepthEstimation",
+    "ReadoutForPointTracking",
+    "ReadoutForBoxTracking",
+    "ReadoutForCameraPose",
+    "ReadoutForVideoClassification",
+    "load_readout",
+    "readout_class_for_task",
+    "readout_parameter_groups",
+]

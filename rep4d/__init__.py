@@ -7,11 +7,29 @@ checkpoint converter and parity runner with the ``rep4d`` command line.
 __version__ = "0.1.0"
 
 from rep4d import auto as _auto  # noqa: E402
-from rep4d.configuration import FourDSConfig  # noqa: E402
-from rep4d.modeling import FourDSForDepthEstimation, FourDSModel  # noqa: E402
+from rep4d.configuration import FourDSConfig, ReadoutConfig  # noqa: E402
+from rep4d.modeling import (  # noqa: E402
+    FourDSForDepthEstimation,
+    FourDSModel,
+    ReadoutForBoxTracking,
+    ReadoutForCameraPose,
+    ReadoutForDepthEstimation,
+    ReadoutForPointTracking,
+    ReadoutForVideoClassification,
+    load_readout,
+)
 from rep4d.modeling import convert_fourds as _convert_fourds  # noqa: E402,F401
 from rep4d.processing import FourDSVideoProcessor  # noqa: E402
 
 _auto.register_all()
 
 __all__ = ["FourDSConfig", "FourDSModel", "FourDSForDepthEstimation", "FourDSVideoProcessor", "__version__"]
+__all__ += [
+    "ReadoutConfig",
+    "ReadoutForDepthEstimation",
+    "ReadoutForPointTracking",
+    "ReadoutForBoxTracking",
+    "ReadoutForCameraPose",
+    "ReadoutForVideoClassification",
+    "load_readout",
+]

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from transformers import AutoConfig, AutoModel, AutoModelForDepthEstimation, AutoVideoProcessor
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForDepthEstimation,
+    AutoModelForVideoClassification,
+    AutoVideoProcessor,
+)
 
 from rep4d.configuration.configuration_fourds import FourDSConfig
+from rep4d.configuration.configuration_readout import ReadoutConfig
 from rep4d.modeling.modeling_fourds import FourDSForDepthEstimation, FourDSModel
+from rep4d.modeling.modeling_readout import ReadoutForDepthEstimation, ReadoutForVideoClassification
 from rep4d.processing.video_processing_fourds import FourDSVideoProcessor
 
 # (config class, {auto class: model class}, video processor class)
@@ -14,6 +22,15 @@ REGISTRY = [
         FourDSConfig,
         {AutoModel: FourDSModel, AutoModelForDepthEstimation: FourDSForDepthEstimation},
         FourDSVideoProcessor,
+    ),
+    # One config class serves every readout task; other tasks load with rep4d.modeling.load_readout(path).
+    (
+        ReadoutConfig,
+        {
+            AutoModelForVideoClassification: ReadoutForVideoClassification,
+            AutoModelForDepthEstimation: ReadoutForDepthEstimation,
+        },
+        None,
     ),
 ]
 

@@ -1,0 +1,103 @@
+"""Configuration of the 4D attention-readout heads (depth, point and box tracking, camera pose, classification).
+
+One :class:`ReadoutConfig` serves every task (``task`` selects the head class); it is a composite config that holds
+the full configuration of the video backbone under ``backbone_config`` (any model type with a registered backbone
+adapter: ``fourds``, ``videomae``, ...). A saved readout therefore rebuilds its backbone from ``config.json`` alone
+and its ``model.safetensors`` holds backbone and head weights together, so ``from_pretrained`` needs no other
+checkpoint. ``backbone_name_or_path`` only records where the backbone weights came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import field
+
+from transformers import AutoConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+
+READOUT_TASKS = ("depth", "points", "boxes", "pose", "classification")
+DEPTH_QUERY_TYPES = ("patch", "coordinate")
+
+
+class ReadoutConfig(PreTrainedConfig):
+    r"""Configuration of a readout head (:mod:`rep4d.modeling.modeling_readout`) on a video backbone.
+
+    Args:
+        task: one of ``depth``, ``points``, ``boxes``, ``pose``, ``classification``.
+        backbone_config: the backbone's config (a config or its dict with ``model_type``); defaults to a 4DS-B.
+        backbone_name_or_path: provenance of the backbone weights (informational; the weights live in the readout).
+        freeze_backbone: frozen mode (the paper's default): the backbone stays in eval mode, gets no gradients and
+            can be replaced by cached features. False trains end to end.
+        backbone_learning_rate_scale: backbone learning rate / readout learning rate in end-to-end mode
+            (the 4DS paper uses 0.003), used by :func:`readout_parameter_groups`.
+        backbone_feature_layer: index into the backbone's ``hidden_states`` (embeddings first) of the features to read;
+            None uses the adapter's default (4DS: ``readout_depth``; VideoMAE: ``last_hidden_state``).
+        num_frames: frames T of the features fed to the readout (the backbone's input frames if None).
+        image_size: ``[H, W]`` of the input video (the backbone's if None); output size of depth.
+        readout_num_params / readout_num_heads / readout_mlp_ratio: width, heads and MLP ratio of the
+            :class:`AttentionReadout`.
+        depth_query_type: ``patch`` (one learned query per decoding patch, the released 4DS depth head) or
+            ``coordinate`` (queries computed from the Fourier-encoded (t, y, x) centre of each patch).
+        decoding_patch_size: ``[pt, ph, pw]`` pixels decoded by one depth query.
+        num_fourier_bands: frequencies of the Fourier encoding of query coordinates (points, boxes, depth coords).
+        point_huber_delta / point_position_loss_weight / point_visibility_loss_weight /
+            point_certainty_loss_weight / point_certainty_threshold: point-tracking loss (TAPIR style): Huber loss on
+            positions in pixels of a 256x256 raster (delta 4) on visible points, scaled by the position weight, plus
+            BCE on visibility and BCE on certainty, whose target is "within ``point_certainty_threshold`` px".
+        num_test_clips: classification clips per video averaged at evaluation time (softmax then mean over
+            consecutive groups of the batch).
+        cube_size: side of the virtual cube of the pose end-point-error metric.
+    """
+
+    model_type = "rep4d_readout"
+    sub_configs_defaults = {"backbone_config": SubConfigSpec(config_class=AutoConfig, model_type="fourds")}
+
+    task: str = "classification"
+    backbone_config: dict | PreTrainedConfig | None = None
+    backbone_name_or_path: str | None = None
+    freeze_backbone: bool = True
+    backbone_learning_rate_scale: float = 0.003
+    backbone_feature_layer: int | None = None
+    num_frames: int | None = None
+    image_size: list[int] | tuple[int, int] | None = None
+    readout_num_params: int = 1024
+    readout_num_heads: int = 16
+    readout_mlp_ratio: int = 4
+    layer_norm_eps: float = 1e-6
+    hidden_act: str = "gelu_pytorch_tanh"
+    initializer_range: float = 0.02
+    depth_query_type: str = "patch"
+    decoding_patch_size: list[int] | tuple[int, int, int] = field(default_factory=lambda: [2, 8, 8])
+    num_fourier_bands: int = 16
+    point_huber_delta: float = 4.0
+    point_position_loss_weight: float = 0.05
+    point_visibility_loss_weight: float = 1.0
+    point_certainty_loss_weight: float = 1.0
+    point_certainty_threshold: float = 6.0
+    num_test_clips: int = 1
+    cube_size: float = 1.0
+
+    def __post_init__(self, **kwargs):
+        if self.task not in READOUT_TASKS:
+            raise ValueError(f"task must be one of {READOUT_TASKS}, got {self.task!r}")
+        if self.depth_query_type not in DEPTH_QUERY_TYPES:
+            raise ValueError(f"depth_query_type must be one of {DEPTH_QUERY_TYPES}, got {self.depth_query_type!r}")
+        self.decoding_patch_size = [int(v) for v in self.decoding_patch_size]
+        if len(self.decoding_patch_size) != 3:
+            raise ValueError(f"decoding_patch_size must be [pt, ph, pw], got {self.decoding_patch_size}")
+        if self.image_size is not None:
+            self.image_size = [int(v) for v in self.image_size]
+            if len(self.image_size) != 2:
+                raise ValueError(f"image_size must be [H, W], got {self.image_size}")
+        if self.readout_num_params % self.readout_num_heads:
+            raise ValueError(
+                f"readout_num_params ({self.readout_num_params}) must be divisible by readout_num_heads "
+                f"({self.readout_num_heads})"
+            )
+        if self.num_test_clips < 1:
+            raise ValueError(f"num_test_clips must be >= 1, got {self.num_test_clips}")
+        if not 0.0 <= self.backbone_learning_rate_scale:
+            raise ValueError(f"backbone_learning_rate_scale must be >= 0, got {self.backbone_learning_rate_scale}")
+        super().__post_init__(**kwargs)
+
+
+__all__ = ["ReadoutConfig", "READOUT_TASKS", "DEPTH_QUERY_TYPES"]

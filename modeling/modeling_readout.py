@@ -1,0 +1,706 @@
+"""Attention-readout heads for 4D perception on frozen or fine-tuned video backbones.
+
+The evaluation protocol of the 4DS ("Scaling 4D Representations"), MooG and RVM papers: a cross-attention readout
+(:class:`AttentionReadout`) reads (B, T, N, C) backbone features with task-specific queries.
+
+- :class:`ReadoutForDepthEstimation`: per-patch learned queries (the released 4DS depth head) or Fourier-encoded
+  patch-centre coordinate queries; masked L2 loss.
+- :class:`ReadoutForPointTracking`: one query per track from its query point (t, y, x); per frame a position
+  offset, a visibility and a certainty logit; Huber + BCE + BCE losses (TAPIR style).
+- :class:`ReadoutForBoxTracking`: one query per box from its first-frame box; L2 loss on normalised boxes.
+- :class:`ReadoutForCameraPose`: one learned query over first/last-frame features; 3x3 output projected to SO(3)
+  (SVD / Procrustes); L2 loss.
+- :class:`ReadoutForVideoClassification`: one learned query; cross-entropy; multi-clip averaging at evaluation.
+
+Every head owns its backbone through a :class:`~.backbone_adapters.BackboneAdapter` built from
+``config.backbone_config``, so a head saves and loads as one model. Pass ``features=`` instead of ``pixel_values``
+to skip the backbone (cached features, frozen mode).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.utils import ModelOutput, can_return_tuple
+
+from ..configuration.configuration_readout import ReadoutConfig
+from .backbone_adapters import backbone_adapter_class
+from .layers import AttentionReadout, patches_to_video
+from .modeling_fourds import depth_loss
+
+# Metric raster of the point-tracking losses (TAP-Vid evaluates on 256x256 frames).
+POINT_RASTER = 256.0
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Outputs
+
+
+@dataclass
+class DepthReadoutOutput(ModelOutput):
+    """loss: masked mean squared error; predicted_depth: (B, T, H, W)."""
+
+    loss: torch.FloatTensor | None = None
+    predicted_depth: torch.FloatTensor | None = None
+
+
+@dataclass
+class PointTrackingReadoutOutput(ModelOutput):
+    """tracks: (B, N, T, 2) (x, y) pixels; visibility/certainty_logits: (B, N, T); occluded: (B, N, T) bool
+    (predicted visible when sigmoid(visibility) * sigmoid(certainty) > 0.5)."""
+
+    loss: torch.FloatTensor | None = None
+    tracks: torch.FloatTensor | None = None
+    visibility_logits: torch.FloatTensor | None = None
+    certainty_logits: torch.FloatTensor | None = None
+    occluded: torch.BoolTensor | None = None
+
+
+@dataclass
+class BoxTrackingReadoutOutput(ModelOutput):
+    """boxes: (B, O, T, 4) (ymin, xmin, ymax, xmax) normalised to [0, 1]."""
+
+    loss: torch.FloatTensor | None = None
+    boxes: torch.FloatTensor | None = None
+
+
+@dataclass
+class CameraPoseReadoutOutput(ModelOutput):
+    """rotation: (B, 3, 3) in SO(3); raw_rotation: (B, 3, 3) before the projection."""
+
+    loss: torch.FloatTensor | None = None
+    rotation: torch.FloatTensor | None = None
+    raw_rotation: torch.FloatTensor | None = None
+
+
+@dataclass
+class VideoClassificationReadoutOutput(ModelOutput):
+    """logits: (B, K) per clip; video_probabilities: (B / num_test_clips, K) clip-averaged softmax (evaluation)."""
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    video_probabilities: torch.FloatTensor | None = None
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Helpers
+
+
+def fourier_encode(coords: torch.Tensor, num_bands: int) -> torch.Tensor:
+    """(..., d) coordinates in [0, 1] -> (..., d + 2*d*num_bands): the coordinates, then sin and cos of
+    ``pi * 2^k * coords`` for k < num_bands."""
+    frequencies = math.pi * 2.0 ** torch.arange(num_bands, device=coords.device, dtype=coords.dtype)
+    angles = (coords[..., None] * frequencies).flatten(-2)
+    return torch.cat([coords, torch.sin(angles), torch.cos(angles)], dim=-1)
+
+
+def fourier_dim(num_coords: int, num_bands: int) -> int:
+    return num_coords * (1 + 2 * num_bands)
+
+
+def project_to_rotation(matrix: torch.Tensor) -> torch.Tensor:
+    """Nearest rotation (Procrustes, det +1) to each (..., 3, 3) matrix: ``U diag(1, 1, det(U V^T)) V^T``."""
+    u, _, vh = torch.linalg.svd(matrix.float())
+    det = torch.det(u @ vh)
+    ones = torch.ones_like(det)
+    correction = torch.diag_embed(torch.stack([ones, ones, det], dim=-1))
+    return (u @ correction @ vh).to(matrix.dtype)
+
+
+def huber(distance: torch.Tensor, delta: float) -> torch.Tensor:
+    """Huber loss of a non-negative distance: 0.5 d^2 below delta, delta (d - delta/2) above."""
+    return torch.where(distance <= delta, 0.5 * distance**2, delta * (distance - 0.5 * delta))
+
+
+def _require(name: str, value, task: str, hint: str) -> torch.Tensor:
+    if value is None:
+        raise ValueError(f"the {task} readout needs `{name}` ({hint}) to compute its loss; it was not given")
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"`{name}` must be a torch.Tensor ({hint}), got {type(value).__name__}")
+    return value
+
+
+def _check_shape(name: str, tensor: torch.Tensor, expected: tuple, layout: str) -> None:
+    if tuple(tensor.shape) != tuple(expected):
+        raise ValueError(f"`{name}` must have shape {tuple(expected)} {layout}, got {tuple(tensor.shape)}")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Base class
+
+
+class ReadoutPreTrainedModel(PreTrainedModel):
+    """A backbone (through its adapter, ``self.backbone``) plus a task readout (``self.readout``)."""
+
+    config: ReadoutConfig
+    config_class = ReadoutConfig
+    base_model_prefix = "readout_model"
+    main_input_name = "pixel_values"
+    input_modalities = "video"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_attention_backend = True
+    accepts_loss_kwargs = False
+    task: str = ""
+
+    def __init__(self, config: ReadoutConfig):
+        super().__init__(config)
+        if config.task != self.task:
+            raise ValueError(
+                f"{type(self).__name__} is the {self.task!r} readout but the config has task={config.task!r}; "
+                f"use ReadoutConfig(task={self.task!r}) or the class for {config.task!r} (readout_class_for_task)"
+            )
+        adapter_class = backbone_adapter_class(config.backbone_config)
+        self.backbone = adapter_class(config.backbone_config, config.num_frames, config.backbone_feature_layer)
+        self.feature_dim = adapter_class.feature_dim(config.backbone_config)
+        self.num_frames = self.backbone.num_frames
+        self.image_size = list(config.image_size or adapter_class.default_image_size(config.backbone_config))
+        for module in self.backbone.modules():
+            # The backbone initialises itself; the readout's _init_weights leaves it alone.
+            module._rep4d_backbone = True
+        if config.freeze_backbone:
+            self.backbone.requires_grad_(False)
+
+    def build_readout(
+        self,
+        num_classes: int,
+        num_queries: int | None = None,
+        query_dim: int | None = None,
+        num_frames: int | None = None,
+    ) -> AttentionReadout:
+        config = self.config
+        return AttentionReadout(
+            config,
+            input_dim=self.feature_dim,
+            num_params=config.readout_num_params,
+            num_heads=config.readout_num_heads,
+            num_classes=num_classes,
+            num_queries=num_queries,
+            query_dim=query_dim,
+            num_frames=num_frames or self.num_frames,
+            layer_norm_eps=config.layer_norm_eps,
+            mlp_ratio=config.readout_mlp_ratio,
+            act=config.hidden_act,
+            squeeze_single_query=False,
+        )
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        if getattr(module, "_rep4d_backbone", False):
+            return
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            init.trunc_normal_(module.weight, std=std, a=-2 * std, b=2 * std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, AttentionReadout):
+            for parameter in (module.query, module.temporal_embedding):
+                if parameter is not None:
+                    init.trunc_normal_(parameter, std=std, a=-2 * std, b=2 * std)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.config.freeze_backbone:
+            self.backbone.eval()  # frozen mode: no dropout / batch statistics updates in the backbone
+        return self
+
+    def extract_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """(B, T, C, H, W) video -> (B, T, N, C) backbone features (no gradients in frozen mode); cache these and
+        pass them as ``features=`` to skip the backbone."""
+        if not isinstance(pixel_values, torch.Tensor) or pixel_values.ndim != 5:
+            shape = tuple(pixel_values.shape) if isinstance(pixel_values, torch.Tensor) else type(pixel_values)
+            raise ValueError(f"pixel_values must be a (batch, frames, channels, height, width) tensor, got {shape}")
+        if self.config.freeze_backbone:
+            with torch.no_grad():
+                return self.backbone(pixel_values).detach()
+        return self.backbone(pixel_values)
+
+    def features_from(self, pixel_values: torch.Tensor | None, features: torch.Tensor | None) -> torch.Tensor:
+        if (pixel_values is None) == (features is None):
+            raise ValueError(
+                "pass exactly one of `pixel_values` (B, T, C, H, W) or precomputed `features` (B, T, N, C)"
+            )
+        if features is None:
+            return self.extract_features(pixel_values)
+        if features.ndim != 4 or features.shape[1] != self.num_frames or features.shape[-1] != self.feature_dim:
+            raise ValueError(
+                f"`features` must have shape (batch, {self.num_frames}, tokens, {self.feature_dim}), "
+                f"got {tuple(features.shape)}"
+            )
+        return features
+
+    def frame_size(self, pixel_values: torch.Tensor | None) -> tuple[int, int]:
+        if pixel_values is not None:
+            return int(pixel_values.shape[-2]), int(pixel_values.shape[-1])
+        return int(self.image_size[0]), int(self.image_size[1])
+
+    def parameter_groups(self, learning_rate: float, weight_decay: float = 0.0) -> list[dict]:
+        return readout_parameter_groups(self, learning_rate, weight_decay)
+
+    @classmethod
+    def from_backbone(cls, backbone: PreTrainedModel, backbone_name_or_path: str | None = None, **config_kwargs):
+        """A new readout around a pretrained ``backbone`` (its config and weights are copied into the readout)."""
+        config = ReadoutConfig(
+            task=cls.task,
+            backbone_config=backbone.config,
+            backbone_name_or_path=backbone_name_or_path or getattr(backbone, "name_or_path", None) or None,
+            **config_kwargs,
+        )
+        model = cls(config)
+        model.backbone.model.load_state_dict(backbone.state_dict())
+        return model
+
+
+def readout_parameter_groups(
+    model: ReadoutPreTrainedModel,
+    learning_rate: float,
+    weight_decay: float = 0.0,
+    backbone_learning_rate_scale: float | None = None,
+) -> list[dict]:
+    """Optimizer parameter groups: the readout at ``learning_rate`` and, when the backbone trains (end-to-end mode),
+    the backbone at ``learning_rate * backbone_learning_rate_scale`` (config default 0.003, as the 4DS paper).
+
+    Biases and norm weights get no weight decay. Use with ``torch.optim.AdamW(groups)`` and pass it to the Trainer as
+    ``optimizers=(optimizer, None)``.
+    """
+    scale = (
+        model.config.backbone_learning_rate_scale
+        if backbone_learning_rate_scale is None
+        else backbone_learning_rate_scale
+    )
+    groups = {}
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        part = "backbone" if name.startswith("backbone.") else "readout"
+        decay = parameter.ndim >= 2 and "norm" not in name
+        groups.setdefault((part, decay), []).append(parameter)
+    result = []
+    for (part, decay), parameters in sorted(
+        groups.items(), key=lambda item: (item[0][0] != "readout", not item[0][1])
+    ):
+        result.append(
+            {
+                "params": parameters,
+                "lr": learning_rate * (scale if part == "backbone" else 1.0),
+                "weight_decay": weight_decay if decay else 0.0,
+                "name": f"{part}_{'decay' if decay else 'no_decay'}",
+            }
+        )
+    return result
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Depth
+
+
+class ReadoutForDepthEstimation(ReadoutPreTrainedModel):
+    """Dense depth: each query decodes a ``decoding_patch_size`` block of the (T, H, W) depth video."""
+
+    task = "depth"
+
+    def __init__(self, config: ReadoutConfig):
+        super().__init__(config)
+        patch = config.decoding_patch_size
+        self.output_shape = (self.num_frames, *self.image_size, 1)
+        if any(size % p for size, p in zip(self.output_shape[:3], patch)):
+            raise ValueError(f"depth output {self.output_shape[:3]} is not divisible by decoding_patch_size {patch}")
+        grid = [size // p for size, p in zip(self.output_shape[:3], patch)]
+        num_queries, num_classes = math.prod(grid), math.prod(patch)
+        if config.depth_query_type == "patch":
+            self.readout = self.build_readout(num_classes, num_queries=num_queries)
+        else:
+            # Patch centres (t, y, x) normalised to [0, 1], in the row-major order patches_to_video expects.
+            axes = [(torch.arange(n, dtype=torch.float32) + 0.5) / n for n in grid]
+            centres = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, 3)
+            self.register_buffer("query_coordinates", centres, persistent=False)
+            self.readout = self.build_readout(num_classes, query_dim=fourier_dim(3, config.num_fourier_bands))
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        depth: torch.Tensor | None = None,
+        valid_mask: torch.Tensor | None = None,
+        features: torch.Tensor | None = None,
+        **kwargs,
+    ) -> DepthReadoutOutput:
+        r"""
+        Args:
+            pixel_values: (B, T, C, H, W) video, as the backbone expects it.
+            depth: optional (B, T, H, W) ground-truth depth (the loss target).
+            valid_mask: optional (B, T, H, W) bool mask of valid depth (default: finite depth > 0).
+            features: (B, T, N, C) precomputed backbone features, instead of ``pixel_values``.
+        """
+        features = self.features_from(pixel_values, features)
+        queries = None
+        if self.config.depth_query_type == "coordinate":
+            encoded = fourier_encode(self.query_coordinates.to(features.dtype), self.config.num_fourier_bands)
+            queries = encoded.unsqueeze(0).expand(features.shape[0], -1, -1)
+        logits = self.readout(features, queries)
+        predicted = patches_to_video(logits, self.output_shape, self.config.decoding_patch_size)[..., 0]
+        loss = None
+        if depth is not None:
+            _check_shape("depth", depth, predicted.shape, "(batch, frames, height, width)")
+            loss = depth_loss(predicted, depth, valid_mask)
+        elif valid_mask is not None:
+            raise ValueError("`valid_mask` was given without `depth`")
+        return DepthReadoutOutput(loss=loss, predicted_depth=predicted)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Point tracking
+
+
+def check_point_targets(query_points, tracks, occluded, num_frames: int, height: int, width: int):
+    batch, points = query_points.shape[:2]
+    _check_shape("query_points", query_points, (batch, points, 3), "(batch, points, 3) as (t, y, x) pixels")
+    t, y, x = query_points.unbind(-1)
+    if t.min() < 0 or t.max() > num_frames - 1 or y.min() < 0 or y.max() > height or x.min() < 0 or x.max() > width:
+        raise ValueError(
+            f"query_points (t, y, x) must lie in the video: t in [0, {num_frames - 1}], y in [0, {height}], "
+            f"x in [0, {width}]; got t in [{t.min():.3g}, {t.max():.3g}], y in [{y.min():.3g}, {y.max():.3g}], "
+            f"x in [{x.min():.3g}, {x.max():.3g}]"
+        )
+    if tracks is None and occluded is None:
+        return
+    tracks = _require("tracks", tracks, "points", "(batch, points, frames, 2) as (x, y) pixels")
+    occluded = _require("occluded", occluded, "points", "(batch, points, frames) bool")
+    _check_shape("tracks", tracks, (batch, points, num_frames, 2), "(batch, points, frames, 2) as (x, y) pixels")
+    _check_shape("occluded", occluded, (batch, points, num_frames), "(batch, points, frames) bool")
+    visible = ~occluded.bool()
+    xs, ys = tracks[..., 0][visible], tracks[..., 1][visible]
+    if xs.numel() and (xs.min() < 0 or xs.max() > width or ys.min() < 0 or ys.max() > height):
+        raise ValueError(
+            f"visible track points must lie inside the {width}x{height} frame (x in [0, {width}], y in [0, {height}]); "
+            f"got x in [{xs.min():.3g}, {xs.max():.3g}], y in [{ys.min():.3g}, {ys.max():.3g}]. "
+            "Tracks are (x, y) pixels; mark points that leave the frame as occluded"
+        )
+
+
+class ReadoutForPointTracking(ReadoutPreTrainedModel):
+    """Point tracking: one query per track, from its Fourier-encoded query point (t, y, x).
+
+    Per track and frame the readout predicts an (x, y) offset from the query point (so the untrained head starts at
+    the "tracks stay at the query" baseline), a visibility logit and a certainty logit. A point is predicted visible
+    when ``sigmoid(visibility) * sigmoid(certainty) > 0.5`` (TAPIR).
+    """
+
+    task = "points"
+
+    def __init__(self, config: ReadoutConfig):
+        super().__init__(config)
+        self.readout = self.build_readout(4 * self.num_frames, query_dim=fourier_dim(3, config.num_fourier_bands))
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        query_points: torch.Tensor | None = None,
+        tracks: torch.Tensor | None = None,
+        occluded: torch.Tensor | None = None,
+        features: torch.Tensor | None = None,
+        **kwargs,
+    ) -> PointTrackingReadoutOutput:
+        r"""
+        Args:
+            pixel_values: (B, T, C, H, W) video, as the backbone expects it.
+            query_points: (B, N, 3) query points as (t, y, x) in pixels.
+            tracks: optional (B, N, T, 2) ground-truth (x, y) pixel positions (loss target, with ``occluded``).
+            occluded: optional (B, N, T) bool ground-truth occlusion.
+            features: (B, T, N, C) precomputed backbone features, instead of ``pixel_values``.
+        """
+        query_points = _require("query_points", query_points, "points", "(batch, points, 3) as (t, y, x) pixels")
+        features = self.features_from(pixel_values, features)
+        height, width = self.frame_size(pixel_values)
+        frames = self.num_frames
+        if query_points.ndim != 3 or query_points.shape[0] != features.shape[0]:
+            raise ValueError(
+                f"`query_points` must have shape ({features.shape[0]}, points, 3) as (t, y, x) pixels, "
+                f"got {tuple(query_points.shape)}"
+            )
+        check_point_targets(query_points, tracks, occluded, frames, height, width)
+        query_points = query_points.to(features.dtype)
+        scale = query_points.new_tensor([max(frames - 1, 1), height, width])
+        normalised = query_points / scale  # (t, y, x) in [0, 1]
+        logits = self.readout(features, fourier_encode(normalised, self.config.num_fourier_bands))
+        logits = logits.reshape(*logits.shape[:2], frames, 4)
+        start = normalised[..., [2, 1]].unsqueeze(2)  # (x, y) of the query point
+        positions = (start + logits[..., :2]) * query_points.new_tensor([width, height])
+        visibility_logits, certainty_logits = logits[..., 2], logits[..., 3]
+        predicted_occluded = torch.sigmoid(visibility_logits) * torch.sigmoid(certainty_logits) <= 0.5
+        loss = None
+        if tracks is not None:
+            loss = self.point_loss(positions, visibility_logits, certainty_logits, tracks, occluded, height, width)
+        return PointTrackingReadoutOutput(
+            loss=loss,
+            tracks=positions,
+            visibility_logits=visibility_logits,
+            certainty_logits=certainty_logits,
+            occluded=predicted_occluded,
+        )
+
+    def point_loss(self, positions, visibility_logits, certainty_logits, tracks, occluded, height, width):
+        """Huber on positions (256-px raster) over visible points + BCE(visibility) + BCE(certainty)."""
+        config = self.config
+        to_raster = positions.new_tensor([POINT_RASTER / width, POINT_RASTER / height])
+        visible = (~occluded.bool()).to(positions.dtype)
+        error = (positions - tracks.to(positions.dtype)) * to_raster
+        distance = torch.sqrt((error**2).sum(-1) + 1e-12)
+        count = visible.sum().clamp_min(1)
+        position_loss = (huber(distance, config.point_huber_delta) * visible).sum() / count
+        visibility_loss = nn.functional.binary_cross_entropy_with_logits(visibility_logits, visible)
+        # Certainty target: the prediction lies within the threshold (on visible points only).
+        certain = (distance.detach() < config.point_certainty_threshold).to(positions.dtype)
+        certainty_loss = (
+            nn.functional.binary_cross_entropy_with_logits(certainty_logits, certain, reduction="none") * visible
+        ).sum() / count
+        return (
+            config.point_position_loss_weight * position_loss
+            + config.point_visibility_loss_weight * visibility_loss
+            + config.point_certainty_loss_weight * certainty_loss
+        )
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Box tracking
+
+
+def check_boxes(name: str, boxes: torch.Tensor) -> None:
+    if boxes.shape[-1] != 4:
+        raise ValueError(f"`{name}` must end with 4 values (ymin, xmin, ymax, xmax), got shape {tuple(boxes.shape)}")
+    if boxes.numel() == 0:
+        return
+    if (boxes[..., 0] > boxes[..., 2]).any() or (boxes[..., 1] > boxes[..., 3]).any():
+        raise ValueError(f"`{name}` must satisfy ymin <= ymax and xmin <= xmax (boxes are (ymin, xmin, ymax, xmax))")
+    if boxes.min() < 0 or boxes.max() > 1:
+        raise ValueError(
+            f"`{name}` must be normalised to [0, 1], got values in [{boxes.min():.3g}, {boxes.max():.3g}]"
+        )
+
+
+class ReadoutForBoxTracking(ReadoutPreTrainedModel):
+    """Box tracking: one query per box from its Fourier-encoded first-frame box; predicts the box in every frame as an
+    offset from the query box (min/max-sorted so every box satisfies ymin <= ymax, xmin <= xmax)."""
+
+    task = "boxes"
+
+    def __init__(self, config: ReadoutConfig):
+        super().__init__(config)
+        self.readout = self.build_readout(4 * self.num_frames, query_dim=fourier_dim(4, config.num_fourier_bands))
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        query_boxes: torch.Tensor | None = None,
+        boxes: torch.Tensor | None = None,
+        box_visible: torch.Tensor | None = None,
+        features: torch.Tensor | None = None,
+        **kwargs,
+    ) -> BoxTrackingReadoutOutput:
+        r"""
+        Args:
+            pixel_values: (B, T, C, H, W) video, as the backbone expects it.
+            query_boxes: (B, O, 4) first-frame boxes (ymin, xmin, ymax, xmax) in [0, 1]; defaults to ``boxes[:, :, 0]``.
+            boxes: optional (B, O, T, 4) ground-truth boxes in [0, 1] (the loss target).
+            box_visible: optional (B, O, T) visibility of the ground-truth boxes (loss mask; default all visible).
+            features: (B, T, N, C) precomputed backbone features, instead of ``pixel_values``.
+        """
+        features = self.features_from(pixel_values, features)
+        batch, frames = features.shape[0], self.num_frames
+        if boxes is not None:
+            if boxes.ndim != 4 or boxes.shape[0] != batch or boxes.shape[2] != frames:
+                raise ValueError(
+                    f"`boxes` must have shape ({batch}, objects, {frames}, 4) as (ymin, xmin, ymax, xmax), "
+                    f"got {tuple(boxes.shape)}"
+                )
+            check_boxes("boxes", boxes)
+            if query_boxes is None:
+                query_boxes = boxes[:, :, 0]
+        if query_boxes is None:
+            raise ValueError("the boxes readout needs `query_boxes` (batch, objects, 4) or ground-truth `boxes`")
+        if query_boxes.ndim != 3 or query_boxes.shape[0] != batch:
+            raise ValueError(f"`query_boxes` must have shape ({batch}, objects, 4), got {tuple(query_boxes.shape)}")
+        check_boxes("query_boxes", query_boxes)
+        query_boxes = query_boxes.to(features.dtype)
+        logits = self.readout(features, fourier_encode(query_boxes, self.config.num_fourier_bands))
+        raw = query_boxes.unsqueeze(2) + logits.reshape(batch, -1, frames, 4)
+        predicted = torch.stack(
+            [
+                torch.minimum(raw[..., 0], raw[..., 2]),
+                torch.minimum(raw[..., 1], raw[..., 3]),
+                torch.maximum(raw[..., 0], raw[..., 2]),
+                torch.maximum(raw[..., 1], raw[..., 3]),
+            ],
+            dim=-1,
+        )
+        loss = None
+        if boxes is not None:
+            if box_visible is None:
+                weights = torch.ones(boxes.shape[:3], dtype=predicted.dtype, device=predicted.device)
+            else:
+                _check_shape("box_visible", box_visible, boxes.shape[:3], "(batch, objects, frames)")
+                weights = box_visible.to(predicted.dtype)
+            squared = ((predicted - boxes.to(predicted.dtype)) ** 2).sum(-1)
+            loss = (squared * weights).sum() / weights.sum().clamp_min(1)
+        elif box_visible is not None:
+            raise ValueError("`box_visible` was given without `boxes`")
+        return BoxTrackingReadoutOutput(loss=loss, boxes=predicted)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Camera pose
+
+
+class ReadoutForCameraPose(ReadoutPreTrainedModel):
+    """Relative camera rotation between the first and the last frame: one learned query reads the features of those
+    two frames; the 3x3 output is projected onto SO(3) (SVD / Procrustes, det +1)."""
+
+    task = "pose"
+
+    def __init__(self, config: ReadoutConfig):
+        super().__init__(config)
+        self.readout = self.build_readout(9, num_queries=1, num_frames=2)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        camera_rotation: torch.Tensor | None = None,
+        features: torch.Tensor | None = None,
+        **kwargs,
+    ) -> CameraPoseReadoutOutput:
+        r"""
+        Args:
+            pixel_values: (B, T, C, H, W) video, as the backbone expects it.
+            camera_rotation: optional (B, 3, 3) ground-truth rotation (the loss target).
+            features: (B, T, N, C) precomputed backbone features, instead of ``pixel_values``.
+        """
+        features = self.features_from(pixel_values, features)
+        ends = features[:, [0, -1]]
+        # Identity-centred regression: the untrained head predicts "no rotation".
+        raw = self.readout(ends)[:, 0].reshape(-1, 3, 3) + torch.eye(3, dtype=features.dtype, device=features.device)
+        rotation = project_to_rotation(raw)
+        loss = None
+        if camera_rotation is not None:
+            _check_shape("camera_rotation", camera_rotation, rotation.shape, "(batch, 3, 3)")
+            target = camera_rotation.to(rotation.dtype)
+            identity = torch.eye(3, dtype=target.dtype, device=target.device)
+            orthogonality = (target @ target.transpose(-1, -2) - identity).abs().amax()
+            if orthogonality > 1e-3 or (torch.det(target) < 0).any():
+                raise ValueError(
+                    "`camera_rotation` must hold rotation matrices (R R^T = I, det R = +1); "
+                    f"got max |R R^T - I| = {orthogonality:.3g}"
+                )
+            loss = ((rotation - target) ** 2).sum((-1, -2)).mean()
+        return CameraPoseReadoutOutput(loss=loss, rotation=rotation, raw_rotation=raw)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Classification
+
+
+class ReadoutForVideoClassification(ReadoutPreTrainedModel):
+    """Video classification: one learned query, cross-entropy. In evaluation mode with ``num_test_clips = c > 1`` the
+    batch holds c consecutive clips per video and ``video_probabilities`` averages their softmaxes."""
+
+    task = "classification"
+
+    def __init__(self, config: ReadoutConfig):
+        super().__init__(config)
+        self.readout = self.build_readout(config.num_labels, num_queries=1)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        features: torch.Tensor | None = None,
+        **kwargs,
+    ) -> VideoClassificationReadoutOutput:
+        r"""
+        Args:
+            pixel_values: (B, T, C, H, W) video, as the backbone expects it.
+            labels: optional (B,) class ids in [0, num_labels) (per clip; or per video in multi-clip evaluation).
+            features: (B, T, N, C) precomputed backbone features, instead of ``pixel_values``.
+        """
+        features = self.features_from(pixel_values, features)
+        logits = self.readout(features)[:, 0]
+        clips = self.config.num_test_clips
+        video_probabilities = None
+        if not self.training and clips > 1:
+            if logits.shape[0] % clips:
+                raise ValueError(
+                    f"multi-clip evaluation needs a batch of videos x {clips} clips, got {logits.shape[0]}"
+                )
+            video_probabilities = logits.float().softmax(-1).reshape(-1, clips, logits.shape[-1]).mean(1)
+        loss = None
+        if labels is not None:
+            labels = labels.long().reshape(-1)
+            if labels.numel() and (labels.min() < 0 or labels.max() >= self.config.num_labels):
+                raise ValueError(
+                    f"`labels` must be class ids in [0, {self.config.num_labels}), got values in "
+                    f"[{labels.min().item()}, {labels.max().item()}]"
+                )
+            if video_probabilities is not None and labels.shape[0] == video_probabilities.shape[0]:
+                labels = labels.repeat_interleave(clips)
+            if labels.shape[0] != logits.shape[0]:
+                raise ValueError(f"`labels` must have shape ({logits.shape[0]},), got {tuple(labels.shape)}")
+            loss = nn.functional.cross_entropy(logits.float(), labels)
+        return VideoClassificationReadoutOutput(loss=loss, logits=logits, video_probabilities=video_probabilities)
+
+
+READOUT_CLASSES = {
+    "depth": ReadoutForDepthEstimation,
+    "points": ReadoutForPointTracking,
+    "boxes": ReadoutForBoxTracking,
+    "pose": ReadoutForCameraPose,
+    "classification": ReadoutForVideoClassification,
+}
+
+
+def readout_class_for_task(task: str) -> type[ReadoutPreTrainedModel]:
+    if task not in READOUT_CLASSES:
+        raise ValueError(f"unknown readout task {task!r}; expected one of {', '.join(READOUT_CLASSES)}")
+    return READOUT_CLASSES[task]
+
+
+def load_readout(pretrained_model_name_or_path, **kwargs) -> ReadoutPreTrainedModel:
+    """Load a saved readout of any task (the head class comes from ``config.task``)."""
+    config = ReadoutConfig.from_pretrained(pretrained_model_name_or_path)
+    return readout_class_for_task(config.task).from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+
+__all__ = [
+    "ReadoutPreTrainedModel",
+    "ReadoutForDepthEstimation",
+    "ReadoutForPointTracking",
+    "ReadoutForBoxTracking",
+    "ReadoutForCameraPose",
+    "ReadoutForVideoClassification",
+    "DepthReadoutOutput",
+    "PointTrackingReadoutOutput",
+    "BoxTrackingReadoutOutput",
+    "CameraPoseReadoutOutput",
+    "VideoClassificationReadoutOutput",
+    "READOUT_CLASSES",
+    "readout_class_for_task",
+    "readout_parameter_groups",
+    "load_readout",
+    "fourier_encode",
+    "project_to_rotation",
+]

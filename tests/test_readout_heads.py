@@ -1,0 +1,303 @@
+"""Readout heads on tiny 4DS and VideoMAE backbones: forward/backward, training, save/load, bad inputs, Trainer."""
+
+import os
+
+os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from rep4d.configuration.configuration_fourds import FourDSConfig  # noqa: E402
+from rep4d.configuration.configuration_readout import ReadoutConfig  # noqa: E402
+from rep4d.modeling.backbone_adapters import BackboneAdapter, register_backbone_adapter  # noqa: E402
+from rep4d.modeling.modeling_fourds import FourDSModel  # noqa: E402
+from rep4d.modeling.modeling_readout import (  # noqa: E402
+    READOUT_CLASSES,
+    ReadoutForBoxTracking,
+    ReadoutForCameraPose,
+    ReadoutForDepthEstimation,
+    ReadoutForPointTracking,
+    ReadoutForVideoClassification,
+    load_readout,
+    project_to_rotation,
+    readout_parameter_groups,
+)
+from transformers import (  # noqa: E402
+    AutoModelForVideoClassification,
+    Trainer,
+    TrainingArguments,
+    VideoMAEConfig,
+)
+
+import rep4d  # noqa: E402,F401
+
+FRAMES, SIZE, BATCH = 4, 16, 2
+
+
+def tiny_fourds():
+    return FourDSConfig(
+        hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+        tubelet_size=[2, 8, 8], image_size=[SIZE, SIZE], num_frames=FRAMES,
+    )  # fmt: skip
+
+
+def tiny_videomae():
+    return VideoMAEConfig(
+        hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+        image_size=SIZE, patch_size=8, num_frames=FRAMES, tubelet_size=2,
+    )  # fmt: skip
+
+
+BACKBONES = {"fourds": tiny_fourds, "videomae": tiny_videomae}
+
+
+def readout_config(task, backbone="fourds", **overrides):
+    settings = dict(readout_num_params=16, readout_num_heads=2, num_labels=3, decoding_patch_size=[2, 8, 8],
+                    num_fourier_bands=4)  # fmt: skip
+    settings.update(overrides)
+    return ReadoutConfig(task=task, backbone_config=BACKBONES[backbone](), **settings)
+
+
+def rotation_z(angle):
+    c, s = torch.cos(torch.tensor(angle)), torch.sin(torch.tensor(angle))
+    return torch.tensor([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def make_batch(task, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    batch = {"pixel_values": torch.rand(BATCH, FRAMES, 3, SIZE, SIZE, generator=generator)}
+    if task == "depth":
+        batch["depth"] = 1 + torch.rand(BATCH, FRAMES, SIZE, SIZE, generator=generator)
+    elif task == "points":
+        points = 3
+        batch["query_points"] = torch.cat(
+            [torch.zeros(BATCH, points, 1), torch.rand(BATCH, points, 2, generator=generator) * SIZE], dim=-1
+        )
+        batch["tracks"] = torch.rand(BATCH, points, FRAMES, 2, generator=generator) * SIZE
+        batch["occluded"] = torch.rand(BATCH, points, FRAMES, generator=generator) > 0.7
+    elif task == "boxes":
+        corner = torch.rand(BATCH, 2, FRAMES, 2, generator=generator) * 0.5
+        batch["boxes"] = torch.cat([corner, corner + 0.3], dim=-1)
+        batch["box_visible"] = torch.ones(BATCH, 2, FRAMES, dtype=torch.bool)
+    elif task == "pose":
+        batch["camera_rotation"] = torch.stack([rotation_z(0.3), rotation_z(-0.5)])
+    else:
+        batch["labels"] = torch.tensor([0, 2])
+    return batch
+
+
+@pytest.mark.parametrize("backbone", sorted(BACKBONES))
+@pytest.mark.parametrize("task", sorted(READOUT_CLASSES))
+def test_forward_backward_frozen(task, backbone):
+    torch.manual_seed(0)
+    model = READOUT_CLASSES[task](readout_config(task, backbone))
+    model.train()
+    assert not model.backbone.training, "frozen backbones stay in eval mode"
+    outputs = model(**make_batch(task))
+    assert outputs.loss.ndim == 0 and torch.isfinite(outputs.loss)
+    outputs.loss.backward()
+    assert all(p.grad is None for p in model.backbone.parameters())
+    readout_grads = [p.grad for p in model.readout.parameters()]
+    assert all(g is not None for g in readout_grads) and any(g.abs().sum() > 0 for g in readout_grads)
+
+
+def test_output_shapes_and_semantics():
+    torch.manual_seed(0)
+    batch = make_batch("points")
+    out = ReadoutForPointTracking(readout_config("points")).eval()(**batch)
+    assert out.tracks.shape == (BATCH, 3, FRAMES, 2) and out.occluded.dtype == torch.bool
+    expected = torch.sigmoid(out.visibility_logits) * torch.sigmoid(out.certainty_logits) <= 0.5
+    assert torch.equal(out.occluded, expected)
+    depth = ReadoutForDepthEstimation(readout_config("depth", depth_query_type="coordinate"))(**make_batch("depth"))
+    assert depth.predicted_depth.shape == (BATCH, FRAMES, SIZE, SIZE)
+    boxes = ReadoutForBoxTracking(readout_config("boxes"))(**make_batch("boxes")).boxes
+    assert boxes.shape == (BATCH, 2, FRAMES, 4)
+    assert (boxes[..., 0] <= boxes[..., 2]).all() and (boxes[..., 1] <= boxes[..., 3]).all()
+    rotation = ReadoutForCameraPose(readout_config("pose"))(**make_batch("pose")).rotation
+    identity = torch.eye(3).expand_as(rotation)
+    torch.testing.assert_close(rotation @ rotation.transpose(-1, -2), identity, atol=1e-5, rtol=0)
+    torch.testing.assert_close(torch.det(rotation), torch.ones(BATCH), atol=1e-5, rtol=0)
+
+
+def test_procrustes_projection():
+    torch.manual_seed(0)
+    rotation = rotation_z(0.7)
+    torch.testing.assert_close(project_to_rotation(rotation), rotation, atol=1e-6, rtol=0)
+    reflected = project_to_rotation(torch.diag(torch.tensor([1.0, 1.0, -1.0])) + 0.01 * torch.randn(3, 3))
+    assert torch.det(reflected) > 0.99
+
+
+@pytest.mark.parametrize("task", sorted(READOUT_CLASSES))
+def test_loss_decreases_on_fixed_batch(task):
+    torch.manual_seed(0)
+    model = READOUT_CLASSES[task](readout_config(task))
+    batch = make_batch(task)
+    features = model.extract_features(batch.pop("pixel_values"))  # frozen: cache the features once
+    optimizer = torch.optim.AdamW(readout_parameter_groups(model, learning_rate=1e-2))
+    losses = []
+    for _ in range(15):
+        loss = model(features=features, **batch).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_cached_features_match_pixels():
+    model = ReadoutForVideoClassification(readout_config("classification", "videomae")).eval()
+    batch = make_batch("classification")
+    features = model.extract_features(batch["pixel_values"])
+    assert features.shape == (BATCH, FRAMES, (SIZE // 8) ** 2, 16)
+    torch.testing.assert_close(model(features=features).logits, model(pixel_values=batch["pixel_values"]).logits)
+
+
+def test_end_to_end_mode_and_parameter_groups():
+    model = ReadoutForVideoClassification(readout_config("classification", freeze_backbone=False))
+    model.train()
+    assert model.backbone.training
+    model(**make_batch("classification")).loss.backward()
+    # Blocks above the 4DS readout layer get no gradient; the embedding and the read blocks do.
+    assert model.backbone.model.embeddings.patch_embeddings.weight.grad.abs().sum() > 0
+    groups = readout_parameter_groups(model, learning_rate=1e-3)
+    by_part = {group["name"]: group for group in groups}
+    assert by_part["readout_decay"]["lr"] == pytest.approx(1e-3)
+    assert by_part["backbone_decay"]["lr"] == pytest.approx(3e-6)  # the paper's 0.003x
+    counted = sum(p.numel() for group in groups for p in group["params"])
+    assert counted == sum(p.numel() for p in model.parameters())
+    frozen_groups = readout_parameter_groups(ReadoutForVideoClassification(readout_config("classification")), 1e-3)
+    assert all(group["name"].startswith("readout") for group in frozen_groups)
+
+
+def test_from_backbone_copies_weights():
+    backbone = FourDSModel(tiny_fourds()).eval()
+    config_kwargs = dict(readout_num_params=16, readout_num_heads=2, decoding_patch_size=[2, 8, 8])
+    model = ReadoutForDepthEstimation.from_backbone(backbone, backbone_name_or_path="local/tiny-4ds", **config_kwargs)
+    assert model.config.backbone_name_or_path == "local/tiny-4ds"
+    pixels = make_batch("depth")["pixel_values"]
+    torch.testing.assert_close(model.extract_features(pixels), backbone(pixels).readout_features)
+
+
+@pytest.mark.parametrize("task,backbone", [("points", "fourds"), ("classification", "videomae")])
+def test_save_load_round_trip(task, backbone, tmp_path):
+    torch.manual_seed(0)
+    model = READOUT_CLASSES[task](readout_config(task, backbone)).eval()
+    batch = make_batch(task)
+    expected = model(**batch)
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists()
+    loaded = load_readout(tmp_path).eval()
+    assert type(loaded) is type(model) and loaded.config.backbone_config.model_type == backbone
+    for key, value in expected.items():
+        torch.testing.assert_close(loaded(**batch)[key], value)
+    if task == "classification":
+        auto = AutoModelForVideoClassification.from_pretrained(tmp_path).eval()
+        torch.testing.assert_close(auto(**batch).logits, expected.logits)
+
+
+def test_multi_clip_evaluation():
+    model = ReadoutForVideoClassification(readout_config("classification", num_test_clips=2)).eval()
+    batch = make_batch("classification")
+    out = model(pixel_values=batch["pixel_values"], labels=torch.tensor([1]))  # 2 clips of one video
+    assert out.logits.shape == (2, 3) and out.video_probabilities.shape == (1, 3)
+    torch.testing.assert_close(out.video_probabilities[0], out.logits.softmax(-1).mean(0))
+    assert model.train()(**batch).video_probabilities is None
+
+
+def test_bad_inputs_raise_clear_errors():
+    points = ReadoutForPointTracking(readout_config("points"))
+    batch = make_batch("points")
+    outside = batch["tracks"].clone()
+    outside[~batch["occluded"]] = SIZE + 5.0
+    with pytest.raises(ValueError, match="inside the 16x16 frame"):
+        points(**{**batch, "tracks": outside})
+    with pytest.raises(ValueError, match="needs `occluded`"):
+        points(**{k: v for k, v in batch.items() if k != "occluded"})
+    with pytest.raises(ValueError, match="needs `query_points`"):
+        points(pixel_values=batch["pixel_values"])
+    with pytest.raises(ValueError, match=r"`tracks` must have shape \(2, 3, 4, 2\)"):
+        points(**{**batch, "tracks": batch["tracks"][:, :, :2]})
+
+    boxes = ReadoutForBoxTracking(readout_config("boxes"))
+    batch = make_batch("boxes")
+    flipped = batch["boxes"].clone()
+    flipped[..., [0, 2]] = flipped[..., [2, 0]]
+    with pytest.raises(ValueError, match="ymin <= ymax"):
+        boxes(**{**batch, "boxes": flipped})
+    with pytest.raises(ValueError, match=r"normalised to \[0, 1\]"):
+        boxes(**{**batch, "boxes": batch["boxes"] * SIZE})
+
+    classifier = ReadoutForVideoClassification(readout_config("classification"))
+    with pytest.raises(ValueError, match=r"class ids in \[0, 3\)"):
+        classifier(pixel_values=make_batch("classification")["pixel_values"], labels=torch.tensor([0, 3]))
+    with pytest.raises(ValueError, match="exactly one of `pixel_values`"):
+        classifier()
+
+    pose = ReadoutForCameraPose(readout_config("pose"))
+    with pytest.raises(ValueError, match="rotation matrices"):
+        pose(pixel_values=make_batch("pose")["pixel_values"], camera_rotation=2 * torch.eye(3).expand(BATCH, 3, 3))
+
+    depth = ReadoutForDepthEstimation(readout_config("depth"))
+    with pytest.raises(ValueError, match="`depth` must have shape"):
+        depth(pixel_values=make_batch("depth")["pixel_values"], depth=torch.ones(BATCH, FRAMES, 8, 8))
+
+    with pytest.raises(ValueError, match="task='boxes'"):
+        ReadoutForPointTracking(readout_config("boxes"))
+    with pytest.raises(ValueError, match="task must be one of"):
+        ReadoutConfig(task="segmentation")
+
+
+def test_register_new_backbone_adapter():
+    class TinyStatesModel(torch.nn.Module):  # stands in for MooG: (B, T, K, D) states
+        def __init__(self, config):
+            super().__init__()
+            self.proj = torch.nn.Linear(3, config.hidden_size)
+
+        def forward(self, pixel_values):
+            return self.proj(pixel_values.flatten(3).transpose(2, 3)[:, :, :5])
+
+    class TinyStatesAdapter(BackboneAdapter):
+        model_class = TinyStatesModel
+
+        def extract(self, pixel_values, feature_layer=None):
+            return self.model(pixel_values)
+
+    config = tiny_fourds()
+    config.model_type = "tiny_states"  # instance attribute: adapters are looked up by config.model_type
+    register_backbone_adapter("tiny_states", TinyStatesAdapter)
+    model = ReadoutForVideoClassification(
+        ReadoutConfig(
+            task="classification", backbone_config=config, readout_num_params=16, readout_num_heads=2, num_labels=3
+        )
+    )
+    assert model.backbone.num_frames == FRAMES
+    assert model(**make_batch("classification")).logits.shape == (BATCH, 3)
+
+
+def test_trainer_steps_point_tracking(tmp_path):
+    torch.manual_seed(0)
+    model = ReadoutForPointTracking(readout_config("points"))
+    examples = []
+    for seed in range(4):
+        batch = make_batch("points", seed)
+        examples += [{key: value[i] for key, value in batch.items()} for i in range(BATCH)]
+
+    def collate(items):
+        return {key: torch.stack([item[key] for item in items]) for key in items[0]}
+
+    optimizer = torch.optim.AdamW(readout_parameter_groups(model, learning_rate=3e-3))
+    args = TrainingArguments(
+        output_dir=str(tmp_path), use_cpu=True, per_device_train_batch_size=4, per_device_eval_batch_size=4,
+        max_steps=3, logging_steps=1, report_to="none", remove_unused_columns=False,
+        label_names=["tracks", "occluded"], save_strategy="no", disable_tqdm=True,
+    )  # fmt: skip
+    trainer = Trainer(model=model, args=args, train_dataset=examples, eval_dataset=examples[:4],
+                      data_collator=collate, optimizers=(optimizer, None))  # fmt: skip
+    result = trainer.train()
+    assert result.global_step == 3 and torch.isfinite(torch.tensor(result.training_loss))
+    prediction = trainer.predict(examples[:4])
+    tracks, visibility, certainty, occluded = prediction.predictions
+    assert tracks.shape == (4, 3, FRAMES, 2) and occluded.shape == (4, 3, FRAMES)
+    gt_tracks, gt_occluded = prediction.label_ids
+    assert gt_tracks.shape == (4, 3, FRAMES, 2) and gt_occluded.dtype == bool
+    assert "test_loss" in prediction.metrics
