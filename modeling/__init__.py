@@ -3,6 +3,7 @@
 from .modeling_fourds import (
     FourDSDepthEstimatorOutput,
     FourDSForDepthEstimation,
+    FourDSForPreTraining,
     FourDSModel,
     FourDSModelOutput,
     FourDSPreTrainedModel,
@@ -11,6 +12,7 @@ from .modeling_fourds import (
 __all__ = [
     "FourDSModel",
     "FourDSForDepthEstimation",
+    "FourDSForPreTraining",
     "FourDSPreTrainedModel",
     "FourDSModelOutput",
     "FourDSDepthEstimatorOutput",

@@ -27,6 +27,7 @@ from .layers import (
     cubic_resize_matrix,
     patches_to_video,
     readout_layer_index,
+    video_to_patches,
 )
 
 
@@ -361,9 +362,122 @@ def depth_loss(
     return (squared * valid_mask).sum() / valid_mask.sum().clamp_min(1)
 
 
+@dataclass
+class FourDSPreTrainingOutput(ModelOutput):
+    """Outputs of :class:`FourDSForPreTraining`.
+
+    Args:
+        loss: mean squared error between predicted and input pixels over all output patches (visible and masked).
+        logits: (B, num_output_patches, patch_pixels) predicted pixels per output patch, (pt, ph, pw, C) flattened.
+        mask: (B, N) True for the tubelets hidden from the encoder.
+        reconstruction: (B, T, C, H, W) the predicted video.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    mask: torch.BoolTensor | None = None
+    reconstruction: torch.FloatTensor | None = None
+
+
+def random_token_mask(
+    batch: int, num_tokens: int, mask_ratio: float, generator: torch.Generator | None = None, device=None
+) -> torch.Tensor:
+    """(batch, num_tokens) boolean mask with exactly ``round(num_tokens * mask_ratio)`` True per row (at least one
+    token stays visible), uniformly at random as in MAE."""
+    num_masked = min(int(round(num_tokens * mask_ratio)), num_tokens - 1)
+    noise = torch.rand(batch, num_tokens, generator=generator, device=generator.device if generator else device)
+    ranks = noise.argsort(dim=1).argsort(dim=1)
+    return (ranks < num_masked).to(device)
+
+
+class FourDSForPreTraining(FourDSPreTrainedModel):
+    """SimpleMAE pretraining of a 4DS backbone (paper section 5).
+
+    A random ``mask_ratio`` of the tubelets is dropped; the visible tokens (with their position embeddings) go through
+    the first ``L - decoder_num_layers`` blocks; a learned grid of decoding tokens, one per output patch, is then
+    concatenated and the last ``decoder_num_layers`` blocks process both; a patchwise linear decoder maps every
+    decoding token to the pixels of its ``decoder_patch_size`` patch. The loss is the L2 error over all patches,
+    visible and masked, against the raw input pixels (no per-patch normalisation).
+
+    The decoding layers are counted in ``num_hidden_layers`` (the backbone's last blocks), so a converted released
+    checkpoint can continue pretraining and the pretrained backbone loads into :class:`FourDSModel` unchanged.
+    """
+
+    accepts_loss_kwargs = False
+
+    def __init__(self, config: FourDSConfig):
+        super().__init__(config)
+        if not 0 < config.decoder_num_layers <= config.num_hidden_layers:
+            raise ValueError(
+                f"decoder_num_layers ({config.decoder_num_layers}) must be in 1..num_hidden_layers "
+                f"({config.num_hidden_layers})"
+            )
+        self.fourds = FourDSModel(config)
+        grid = (config.num_frames, *config.image_size)
+        patch = config.decoder_patch_size
+        if any(size % p for size, p in zip(grid, patch)):
+            raise ValueError(f"the input grid {grid} is not divisible by decoder_patch_size {patch}")
+        self.output_grid = tuple(size // p for size, p in zip(grid, patch))
+        self.decoding_tokens = FourDSDecodingTokens(math.prod(self.output_grid), config.hidden_size)
+        self.pixel_decoder = nn.Linear(config.hidden_size, math.prod(patch) * config.num_channels)
+        self.post_init()
+
+    def reconstruct(self, logits: torch.Tensor) -> torch.Tensor:
+        """(B, patches, pixels) -> (B, T, C, H, W)."""
+        frames, height, width = (n * p for n, p in zip(self.output_grid, self.config.decoder_patch_size))
+        video = patches_to_video(
+            logits, (frames, height, width, self.config.num_channels), self.config.decoder_patch_size
+        )
+        return video.permute(0, 1, 4, 2, 3)
+
+    @can_return_tuple
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        **kwargs,
+    ) -> FourDSPreTrainingOutput:
+        r"""
+        Args:
+            pixel_values: (B, T, C, H, W) float video in [0, 1] on the trained grid.
+            mask: optional (B, N) boolean, True for hidden tubelets, the same count in every row; drawn at
+                ``config.mask_ratio`` (from ``generator`` if given) otherwise.
+        """
+        embeddings = self.fourds.embeddings
+        embeddings.token_grid(pixel_values, interpolate_pos_encoding=False)
+        tokens = embeddings(pixel_values)
+        batch, num_tokens, width = tokens.shape
+        if mask is None:
+            mask = random_token_mask(batch, num_tokens, self.config.mask_ratio, generator, device=tokens.device)
+        else:
+            if mask.shape != (batch, num_tokens) or mask.dtype != torch.bool:
+                raise ValueError(
+                    f"mask must be a boolean tensor of shape {(batch, num_tokens)}, got {mask.dtype} {tuple(mask.shape)}"
+                )
+            counts = mask.sum(1)
+            if (counts != counts[0]).any() or counts[0] >= num_tokens:
+                raise ValueError("every row of mask must hide the same number of tubelets and keep at least one")
+        visible_index = (~mask).nonzero()[:, 1].reshape(batch, -1)
+        hidden = torch.gather(tokens, 1, visible_index[..., None].expand(-1, -1, width))
+        layers = self.fourds.encoder.layers
+        split = len(layers) - self.config.decoder_num_layers
+        for layer in layers[:split]:
+            hidden, _ = layer(hidden, **kwargs)
+        hidden = torch.cat([hidden, self.decoding_tokens.tokens.expand(batch, -1, -1).to(hidden.dtype)], dim=1)
+        for layer in layers[split:]:
+            hidden, _ = layer(hidden, **kwargs)
+        logits = self.pixel_decoder(hidden[:, -self.decoding_tokens.tokens.shape[1] :])
+        target = video_to_patches(pixel_values.permute(0, 1, 3, 4, 2), self.config.decoder_patch_size)
+        loss = nn.functional.mse_loss(logits.float(), target.float())
+        return FourDSPreTrainingOutput(loss=loss, logits=logits, mask=mask, reconstruction=self.reconstruct(logits))
+
+
 __all__ = [
     "FourDSModel",
     "FourDSForDepthEstimation",
+    "FourDSForPreTraining",
+    "FourDSPreTrainingOutput",
     "FourDSPreTrainedModel",
     "FourDSModelOutput",
     "FourDSDepthEstimatorOutput",

@@ -105,7 +105,7 @@ def export_remote_code(model_dir: str | os.PathLike) -> list[str]:
     classes = [config_class, *models.values()] + ([processor_class] if processor_class else [])
     modules = collect_modules(classes)
     written = []
-    for name, path in sorted(modules.items()):
+    for _, path in sorted(modules.items()):
         target = model_dir / path.name
         target.write_text(flatten_imports(path.read_text(encoding="utf-8")), encoding="utf-8")
         written.append(path.name)

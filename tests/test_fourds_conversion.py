@@ -8,7 +8,6 @@ import zipfile
 import numpy as np
 import pytest
 import torch
-from testing_utils import FIXTURES, run_isolated_python
 from transformers import AutoModelForDepthEstimation, AutoVideoProcessor
 
 import rep4d  # noqa: F401
@@ -24,6 +23,8 @@ from rep4d.conversion import (
 from rep4d.modeling import FourDSForDepthEstimation, FourDSModel
 from rep4d.parity import load_case_arrays
 from rep4d.remote_code import export_remote_code
+
+from testing_utils import FIXTURES, run_isolated_python
 
 MANIFESTS = sorted((FIXTURES / "4ds" / "manifests").glob("*.json"))
 EXPECTED = {
@@ -97,7 +98,7 @@ def test_pickled_arrays_are_refused(tmp_path):
     path = tmp_path / "evil.npz"
     np.savez(path, **{"params/encoder/x": np.array([{"a": 1}], dtype=object)})
     with pytest.raises(ConversionError, match="refusing to unpickle"):
-        NpzCheckpoint(path).shapes
+        _ = NpzCheckpoint(path).shapes
     with zipfile.ZipFile(path) as archive:
         assert archive.namelist() == ["params/encoder/x.npy"]
 

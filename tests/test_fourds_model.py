@@ -198,3 +198,40 @@ def test_meta_device_instantiation_of_the_largest_config_allocates_nothing():
         model = FourDSModel(config)
     assert all(p.device.type == "meta" for p in model.parameters())
     assert math.isclose(sum(p.numel() for p in model.parameters()) / 1e9, 21.492, rel_tol=1e-3)
+
+
+def test_simplemae_pretraining_masks_decodes_and_learns():
+    from rep4d.modeling import FourDSForPreTraining
+
+    config = tiny_config(decoder_num_layers=2, decoder_patch_size=[2, 8, 8], mask_ratio=0.75)
+    model = FourDSForPreTraining(config)
+    inputs = video()
+    out = model(inputs, generator=torch.Generator().manual_seed(0))
+    assert out.mask.shape == (2, 32) and out.mask.sum(1).tolist() == [24, 24]
+    assert out.logits.shape == (2, 32, 2 * 8 * 8 * 3) and out.reconstruction.shape == inputs.shape
+    # The loss is the plain MSE against the raw pixels over every patch.
+    torch.testing.assert_close(out.loss, ((out.reconstruction - inputs) ** 2).mean())
+    same = model(inputs, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(same.mask, out.mask)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(15):
+        loss = model(inputs, mask=out.mask).loss
+        first = first if first is not None else loss.item()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.5 * first
+    with pytest.raises(ValueError, match="same number of tubelets"):
+        bad = out.mask.clone()
+        bad[0, ~bad[0]] = True
+        model(inputs, mask=bad)
+
+
+def test_pretrained_backbone_loads_into_the_plain_model(tmp_path):
+    from rep4d.modeling import FourDSForPreTraining
+
+    model = FourDSForPreTraining(tiny_config(decoder_num_layers=1))
+    model.save_pretrained(tmp_path)
+    backbone = FourDSModel.from_pretrained(tmp_path)
+    torch.testing.assert_close(backbone.embeddings.position_embeddings, model.fourds.embeddings.position_embeddings)

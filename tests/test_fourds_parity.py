@@ -5,9 +5,10 @@ import subprocess
 import sys
 
 import pytest
-from testing_utils import fixture_cases
 
 from rep4d.parity import run_parity
+
+from testing_utils import fixture_cases
 
 CASES = [case for case in fixture_cases("4ds") if json.loads((case / "case.json").read_text()).get("layout")]
 

@@ -10,6 +10,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import evaluate  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
 from rep4d.training.metrics import (  # noqa: E402
     abs_rel,
     average_clips,

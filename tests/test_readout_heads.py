@@ -7,6 +7,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from transformers import (  # noqa: E402
+    AutoModelForVideoClassification,
+    Trainer,
+    TrainingArguments,
+    VideoMAEConfig,
+)
+
+import rep4d  # noqa: E402,F401
 from rep4d.configuration.configuration_fourds import FourDSConfig  # noqa: E402
 from rep4d.configuration.configuration_readout import ReadoutConfig  # noqa: E402
 from rep4d.modeling.backbone_adapters import BackboneAdapter, register_backbone_adapter  # noqa: E402
@@ -22,14 +30,6 @@ from rep4d.modeling.modeling_readout import (  # noqa: E402
     project_to_rotation,
     readout_parameter_groups,
 )
-from transformers import (  # noqa: E402
-    AutoModelForVideoClassification,
-    Trainer,
-    TrainingArguments,
-    VideoMAEConfig,
-)
-
-import rep4d  # noqa: E402,F401
 
 FRAMES, SIZE, BATCH = 4, 16, 2
 

@@ -3,6 +3,7 @@
 import datasets
 import evaluate
 import numpy as np
+
 from rep4d.training.metrics import abs_rel
 
 

@@ -3,6 +3,7 @@
 import datasets
 import evaluate
 import numpy as np
+
 from rep4d.training.metrics import mean_box_iou
 
 _BOXES = datasets.Sequence(datasets.Sequence(datasets.Sequence(datasets.Value("float64"))))

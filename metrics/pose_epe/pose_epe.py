@@ -3,6 +3,7 @@
 import datasets
 import evaluate
 import numpy as np
+
 from rep4d.training.metrics import pose_epe
 
 _MATRIX = datasets.Sequence(datasets.Sequence(datasets.Value("float64")))

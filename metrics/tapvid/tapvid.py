@@ -3,6 +3,7 @@
 import datasets
 import evaluate
 import numpy as np
+
 from rep4d.training.metrics import compute_tapvid_metrics
 
 _DESCRIPTION = """TAP-Vid metrics: average Jaccard, occlusion accuracy and the fraction of points within 1, 2, 4, 8, 16
