@@ -419,6 +419,8 @@ def build_video_dataset(
         table, path_column = Dataset.from_dict({"video_path": [str(path) for path in source]}), "video_path"
     else:
         source = Path(source)
+        if not source.exists():
+            raise FileNotFoundError(f"data source {source} does not exist")
         if source.suffix.lower() == ".csv":
             paths, extra = paths_from_csv(source, path_column or "file_name", root)
             table, path_column = Dataset.from_dict({"video_path": paths, **extra}), "video_path"
