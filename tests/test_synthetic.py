@@ -4,7 +4,6 @@ import csv
 
 import numpy as np
 import pytest
-
 from rep4d.training.synthetic import LABEL_DIRECTIONS, LABEL_NAMES, generate_clip, load_annotation, write_dataset
 
 T, H, W = 10, 48, 64
@@ -135,7 +134,6 @@ def test_boxes_contain_every_object_pixel(clips):
                 ymin, xmin, ymax, xmax = clip["boxes"][obj, t] * np.array([H, W, H, W])
                 assert ymin - 1e-3 <= (rows + 0.5).min() and (rows + 0.5).max() <= ymax + 1e-3
                 assert xmin - 1e-3 <= (cols + 0.5).min() and (cols + 0.5).max() <= xmax + 1e-3
-                # Tight: the box is at most a pixel larger than the visible pixels unless part is occluded.
 
 
 def test_camera_rotation_is_a_rotation_matching_the_background_motion(clips):
@@ -192,9 +190,9 @@ def test_bad_arguments_raise_value_error():
 
 def test_written_dataset_decodes_and_is_independent_of_workers(tmp_path):
     from datasets import load_from_disk
+    from rep4d.processing.video_processing_base import read_video_pyav
 
     from rep4d.cli import main
-    from rep4d.processing.video_processing_base import read_video_pyav
 
     single, double = tmp_path / "one", tmp_path / "two"
     assert main(["synth", "--output", str(single), "--num-clips", "3", "--frames", "6", "--height", "32",

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 from datasets import Dataset, Features, Value, Video
-
 from rep4d.training.synthetic import encode_mp4, generate_clip
 from rep4d.training.video_data import (
     ClipConfig,
