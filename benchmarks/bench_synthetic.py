@@ -25,6 +25,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
+
     from rep4d.training.synthetic import generate_clip, write_dataset
     from rep4d.training.video_data import ClipConfig, build_video_dataset, collate_video_clips
 

@@ -21,11 +21,14 @@ class Rep4dVideosKwargs(VideosKwargs, total=False):
     frame_stride: int | None
 
 
-def read_video_pyav(path: str, sample_indices_fn=None) -> tuple[np.ndarray, VideoMetadata]:
-    """Decode the frames of a video file chosen by ``sample_indices_fn`` as uint8 (T, H, W, 3) RGB."""
+def read_video_pyav(path, sample_indices_fn=None) -> tuple[np.ndarray, VideoMetadata]:
+    """Decode the frames chosen by ``sample_indices_fn`` as uint8 (T, H, W, 3) RGB.
+
+    ``path`` is a file path or a binary file object (e.g. ``io.BytesIO`` of a ``Video(decode=False)`` column).
+    """
     import av
 
-    with av.open(str(path)) as container:
+    with av.open(path if hasattr(path, "read") else str(path)) as container:
         stream = container.streams.video[0]
         # The header frame count is 0 for webm and can be wrong for variable frame rates: count packets then.
         total = stream.frames or sum(1 for packet in container.demux(stream) if packet.size)

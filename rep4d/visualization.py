@@ -16,8 +16,12 @@ def to_uint8(frames) -> np.ndarray:
     return (np.clip(np.nan_to_num(frames.astype(np.float32)), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def write_video(path: str | os.PathLike, frames, fps: float = 8.0) -> Path:
-    """Write (T, H, W, 3) frames as .mp4 (H.264), .webm (VP9) or .gif; odd sizes are padded for H.264."""
+def write_video(path: str | os.PathLike, frames, fps: float = 8.0, options: dict | None = None) -> Path:
+    """Write (T, H, W, 3) frames as .mp4 (H.264), .webm (VP9) or .gif, atomically; odd sizes are padded for H.264.
+
+    ``options`` are encoder options (default crf 18 for H.264); for many tiny clips
+    ``{"crf": "18", "preset": "veryfast", "threads": "1"}`` is about 3x faster (x264's thread start-up dominates).
+    """
     import av
 
     path = Path(path)
@@ -41,13 +45,15 @@ def write_video(path: str | os.PathLike, frames, fps: float = 8.0) -> Path:
     pad_h, pad_w = height % 2, width % 2  # yuv420p needs even sizes
     if pad_h or pad_w:
         frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-    with av.open(str(path), mode="w") as container:
+    temporary = path.with_name(f".{path.stem}.partial{path.suffix}")
+    with av.open(str(temporary), mode="w") as container:
         stream = container.add_stream(codec, rate=int(round(fps)))
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
-        stream.options = {"crf": "18"} if codec == "libx264" else {}
+        stream.options = options if options is not None else ({"crf": "18"} if codec == "libx264" else {})
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
         container.mux(stream.encode())
+    os.replace(temporary, path)
     return path
 
 

@@ -4,6 +4,7 @@ import csv
 
 import numpy as np
 import pytest
+
 from rep4d.training.synthetic import LABEL_DIRECTIONS, LABEL_NAMES, generate_clip, load_annotation, write_dataset
 
 T, H, W = 10, 48, 64
@@ -190,9 +191,9 @@ def test_bad_arguments_raise_value_error():
 
 def test_written_dataset_decodes_and_is_independent_of_workers(tmp_path):
     from datasets import load_from_disk
-    from rep4d.processing.video_processing_base import read_video_pyav
 
     from rep4d.cli import main
+    from rep4d.processing.video_processing_base import read_video_pyav
 
     single, double = tmp_path / "one", tmp_path / "two"
     assert main(["synth", "--output", str(single), "--num-clips", "3", "--frames", "6", "--height", "32",

@@ -7,13 +7,15 @@ import numpy as np
 import pytest
 import torch
 from datasets import Dataset, Features, Value, Video
-from rep4d.training.synthetic import encode_mp4, generate_clip
+
+from rep4d.training.synthetic import generate_clip
 from rep4d.training.video_data import (
     ClipConfig,
     augment_clip,
     build_video_dataset,
     collate_video_clips,
 )
+from rep4d.visualization import write_video
 
 CONFIG = ClipConfig(num_frames=4, frame_stride=2, height=24, width=24)
 
@@ -22,8 +24,8 @@ CONFIG = ClipConfig(num_frames=4, frame_stride=2, height=24, width=24)
 def video_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("videos")
     for index, num_frames in enumerate([12, 10, 9]):
-        encode_mp4(folder / f"good_{index}.mp4", generate_clip(index, num_frames=num_frames, height=32, width=40)["video"])
-    encode_mp4(folder / "short.mp4", generate_clip(9, num_frames=3, height=32, width=40)["video"])
+        write_video(folder / f"good_{index}.mp4", generate_clip(index, num_frames=num_frames, height=32, width=40)["video"])
+    write_video(folder / "short.mp4", generate_clip(9, num_frames=3, height=32, width=40)["video"])
     (folder / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
     return folder
 

@@ -38,7 +38,6 @@ import io
 import logging
 import math
 import os
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -333,12 +332,6 @@ class VideoClipDataset(torch.utils.data.Dataset):
         def sample(metadata, **_):
             return self._frame_indices(int(metadata.total_num_frames), rng)
 
-        if isinstance(source, dict) and source.get("bytes"):
-            # read_video_pyav opens paths only: spool the bytes of a Video(decode=False) column to a temp file.
-            with tempfile.NamedTemporaryFile(suffix=Path(source.get("path") or "v.mp4").suffix) as handle:
-                handle.write(source["bytes"])
-                handle.flush()
-                return read_video_pyav(handle.name, sample)[0]
         return self._with_source(source, lambda path: read_video_pyav(path, sample)[0])
 
     def load_example(self, index: int) -> dict:
