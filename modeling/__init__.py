@@ -15,3 +15,12 @@ __all__ = [
     "FourDSModelOutput",
     "FourDSDepthEstimatorOutput",
 ]
+from .modeling_rvm import (  # noqa: E402
+    RVMForMaskedReconstruction,
+    RVMMaskedReconstructionOutput,
+    RVMModel,
+    RVMModelOutput,
+    RVMPreTrainedModel,
+)
+
+__all__ += ["RVMModel", "RVMForMaskedReconstruction", "RVMPreTrainedModel", "RVMModelOutput", "RVMMaskedReconstructionOutput"]

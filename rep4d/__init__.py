@@ -11,7 +11,12 @@ from rep4d.configuration import FourDSConfig  # noqa: E402
 from rep4d.modeling import FourDSForDepthEstimation, FourDSModel  # noqa: E402
 from rep4d.modeling import convert_fourds as _convert_fourds  # noqa: E402,F401
 from rep4d.processing import FourDSVideoProcessor  # noqa: E402
+from rep4d.configuration import RVMConfig  # noqa: E402
+from rep4d.modeling import RVMForMaskedReconstruction, RVMModel  # noqa: E402
+from rep4d.modeling import convert_rvm as _convert_rvm  # noqa: E402,F401
+from rep4d.processing import RVMVideoProcessor  # noqa: E402
 
 _auto.register_all()
 
 __all__ = ["FourDSConfig", "FourDSModel", "FourDSForDepthEstimation", "FourDSVideoProcessor", "__version__"]
+__all__ += ["RVMConfig", "RVMModel", "RVMForMaskedReconstruction", "RVMVideoProcessor"]

@@ -7,6 +7,9 @@ from transformers import AutoConfig, AutoModel, AutoModelForDepthEstimation, Aut
 from rep4d.configuration.configuration_fourds import FourDSConfig
 from rep4d.modeling.modeling_fourds import FourDSForDepthEstimation, FourDSModel
 from rep4d.processing.video_processing_fourds import FourDSVideoProcessor
+from rep4d.configuration.configuration_rvm import RVMConfig
+from rep4d.modeling.modeling_rvm import RVMModel
+from rep4d.processing.video_processing_rvm import RVMVideoProcessor
 
 # (config class, {auto class: model class}, video processor class)
 REGISTRY = [
@@ -15,6 +18,7 @@ REGISTRY = [
         {AutoModel: FourDSModel, AutoModelForDepthEstimation: FourDSForDepthEstimation},
         FourDSVideoProcessor,
     ),
+    (RVMConfig, {AutoModel: RVMModel}, RVMVideoProcessor),
 ]
 
 
