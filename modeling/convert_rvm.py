@@ -326,7 +326,10 @@ def run_stream(case_dir: Path, case: dict) -> dict[str, torch.Tensor]:
             step = encoder(video[:, t], state=state, output_hidden_states=True, output_gates=True)
             state = step.state
             steps.append(step)
-        cat = (lambda name: torch.cat([getattr(step, name) for step in steps], dim=1))
+
+        def cat(name):
+            return torch.cat([getattr(step, name) for step in steps], dim=1)
+
         outputs["features"] = cat("last_hidden_state")
         outputs["final_state"] = state
         outputs["encoded"] = cat("encoder_hidden_states")

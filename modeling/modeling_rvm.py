@@ -406,7 +406,9 @@ class RVMModel(RVMPreTrainedModel):
                 updates.append(update)
                 resets.append(reset)
                 candidates.append(candidate)
-        stack = (lambda items: torch.stack(items, dim=1))
+        def stack(items):
+            return torch.stack(items, dim=1)
+
         return RVMModelOutput(
             last_hidden_state=stack(features),
             state=state,
@@ -600,7 +602,10 @@ class RVMForMaskedReconstruction(RVMPreTrainedModel):
             loss = masked_patch_loss(reconstruction, cropped, mask, config.patch_size)
         intermediates = None
         if output_intermediates:
-            unflatten = (lambda x: x.unflatten(0, (batch, num_targets)))
+
+            def unflatten(x):
+                return x.unflatten(0, (batch, num_targets))
+
             intermediates = {
                 "source_encoded": source.encoder_hidden_states,
                 "target_tokens": unflatten(target_tokens).unflatten(2, grid),

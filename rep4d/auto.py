@@ -5,10 +5,10 @@ from __future__ import annotations
 from transformers import AutoConfig, AutoModel, AutoModelForDepthEstimation, AutoVideoProcessor
 
 from rep4d.configuration.configuration_fourds import FourDSConfig
-from rep4d.modeling.modeling_fourds import FourDSForDepthEstimation, FourDSModel
-from rep4d.processing.video_processing_fourds import FourDSVideoProcessor
 from rep4d.configuration.configuration_rvm import RVMConfig
+from rep4d.modeling.modeling_fourds import FourDSForDepthEstimation, FourDSModel
 from rep4d.modeling.modeling_rvm import RVMModel
+from rep4d.processing.video_processing_fourds import FourDSVideoProcessor
 from rep4d.processing.video_processing_rvm import RVMVideoProcessor
 
 # (config class, {auto class: model class}, video processor class)
