@@ -231,8 +231,9 @@ class RVMCrossAttentionBlock(GradientCheckpointingLayer):
         return hidden_states + attended
 
 
-class RVMCrossAttentionTransformer(nn.Module):
-    """Cross-attention blocks (the same ``key_value_states`` for every block) followed by ``output_norm``."""
+class RVMCrossTransformer(nn.Module):
+    """The reference `CrossAttentionTransformer`: cross-attention blocks (the same ``key_value_states`` for every
+    block) followed by ``output_norm``."""
 
     def __init__(self, config: RVMConfig, width: int, num_layers: int, num_heads: int, attention_size: int,
                  intermediate_size: int):
@@ -263,7 +264,7 @@ class RVMRecurrentCore(nn.Module):
         self.state_update = nn.Linear(width, width, bias=False)
         self.state_reset = nn.Linear(width, width, bias=False)
         self.state_norm = nn.LayerNorm(width, eps=config.state_layer_norm_eps, bias=False)
-        self.transformer = RVMCrossAttentionTransformer(
+        self.transformer = RVMCrossTransformer(
             config, width, config.rnn_num_layers, config.rnn_num_attention_heads, config.rnn_attention_size,
             config.rnn_intermediate_size,
         )
@@ -471,7 +472,7 @@ class RVMForMaskedReconstruction(RVMPreTrainedModel):
         self.decoder_embedder = nn.Linear(config.hidden_size, decoder_width)
         self.delta_embedder = nn.Linear(config.num_delta_classes, decoder_width)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_width))
-        self.decoder = RVMCrossAttentionTransformer(
+        self.decoder = RVMCrossTransformer(
             config, decoder_width, config.decoder_num_layers, config.decoder_num_attention_heads, decoder_width,
             config.decoder_intermediate_size,
         )

@@ -279,6 +279,7 @@ def test_eager_and_sdpa_agree():
         model.set_attn_implementation("eager")
         eager = model(video).last_hidden_state
         model.set_attn_implementation("sdpa")
+        assert model.config._attn_implementation == "sdpa"  # the switch really happens
         sdpa = model(video).last_hidden_state
     torch.testing.assert_close(eager, sdpa, atol=1e-5, rtol=1e-5)
 
