@@ -7,6 +7,19 @@ from .modeling_fourds import (
     FourDSModelOutput,
     FourDSPreTrainedModel,
 )
+from .modeling_moog import (
+    MooGDepthEstimatorOutput,
+    MooGForBoxTracking,
+    MooGForDepthEstimation,
+    MooGForNextFramePrediction,
+    MooGForPointTracking,
+    MooGModel,
+    MooGModelOutput,
+    MooGNextFramePredictionOutput,
+    MooGPreTrainedModel,
+    MooGTrackingHeadModel,
+    MooGTrackingOutput,
+)
 
 __all__ = [
     "FourDSModel",
@@ -14,4 +27,15 @@ __all__ = [
     "FourDSPreTrainedModel",
     "FourDSModelOutput",
     "FourDSDepthEstimatorOutput",
+    "MooGModel",
+    "MooGPreTrainedModel",
+    "MooGForNextFramePrediction",
+    "MooGForPointTracking",
+    "MooGForBoxTracking",
+    "MooGForDepthEstimation",
+    "MooGTrackingHeadModel",
+    "MooGModelOutput",
+    "MooGNextFramePredictionOutput",
+    "MooGTrackingOutput",
+    "MooGDepthEstimatorOutput",
 ]

@@ -7,6 +7,9 @@ from transformers import AutoConfig, AutoModel, AutoModelForDepthEstimation, Aut
 from rep4d.configuration.configuration_fourds import FourDSConfig
 from rep4d.modeling.modeling_fourds import FourDSForDepthEstimation, FourDSModel
 from rep4d.processing.video_processing_fourds import FourDSVideoProcessor
+from rep4d.configuration.configuration_moog import MooGConfig
+from rep4d.modeling.modeling_moog import MooGModel
+from rep4d.processing.video_processing_moog import MooGVideoProcessor
 
 # (config class, {auto class: model class}, video processor class)
 REGISTRY = [
@@ -15,6 +18,7 @@ REGISTRY = [
         {AutoModel: FourDSModel, AutoModelForDepthEstimation: FourDSForDepthEstimation},
         FourDSVideoProcessor,
     ),
+    (MooGConfig, {AutoModel: MooGModel}, MooGVideoProcessor),
 ]
 
 
