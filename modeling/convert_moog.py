@@ -326,6 +326,13 @@ class MooGConverter(CheckpointConverter):
         if variant == "recurrent_points":
             values.update(recurrent_sizes(shapes))
         values.update({key: value for key, value in overrides.items() if value is not None})
+        # A head this file does not hold keeps the released tiling only if it fits the clip length.
+        frames = values.get("readout_num_frames", 16)
+        for kind in ("point", "box"):
+            tiles = values.get(f"{kind}_readout_temporal_tile_size", getattr(MooGConfig, f"{kind}_readout_temporal_tile_size"))
+            per_query = values.get(f"{kind}_readout_frames_per_query", getattr(MooGConfig, f"{kind}_readout_frames_per_query"))
+            if tiles * per_query != frames:
+                values[f"{kind}_readout_temporal_tile_size"], values[f"{kind}_readout_frames_per_query"] = 1, frames
         return MooGConfig(**values)
 
     def model_class(self, config, variant: str) -> type:

@@ -87,6 +87,14 @@ def subsample_indices(size: int, factor: int, offsets: torch.Tensor) -> torch.Te
     return (base[None, :] - offsets[:, None].long()) % size
 
 
+def check_attention_weights_available(config, output_attentions: bool) -> None:
+    if output_attentions and (getattr(config, "_attn_implementation", None) or "eager") != "eager":
+        raise ValueError(
+            "attention weights are only returned by eager attention; load the model with "
+            "attn_implementation='eager' or call model.set_attn_implementation('eager') first"
+        )
+
+
 def check_video(pixel_values, num_channels: int) -> None:
     if not isinstance(pixel_values, torch.Tensor):
         raise TypeError("pixel_values must be a torch.Tensor of shape (batch, frames, channels, height, width)")
@@ -209,8 +217,8 @@ class MooGDepthEstimatorOutput(ModelOutput):
 # Transformer ("ImprovedTransformer")
 
 
-class MooGAttention(nn.Module):
-    """Multi-head attention with per-head RMS-normalised queries and keys; q/k/v without bias, output with bias."""
+class MooGImprovedMHDPA(nn.Module):
+    """The reference ``ImprovedMHDPAttention``: multi-head attention with per-head RMS-normalised queries and keys; q/k/v without bias, output with bias."""
 
     def __init__(self, config, query_dim: int, kv_dim: int, qkv_size: int, num_heads: int):
         super().__init__()
@@ -242,8 +250,8 @@ class MooGTransformerLayer(GradientCheckpointingLayer):
     def __init__(self, config, width, qkv_size, num_heads, mlp_size, kv_dim=None, self_attention=True):
         super().__init__()
         self.norm_q = nn.LayerNorm(width, eps=config.layer_norm_eps, bias=False)
-        self.self_attn = MooGAttention(config, width, width, qkv_size, num_heads) if self_attention else None
-        self.cross_attn = MooGAttention(config, width, kv_dim, qkv_size, num_heads) if kv_dim else None
+        self.self_attn = MooGImprovedMHDPA(config, width, width, qkv_size, num_heads) if self_attention else None
+        self.cross_attn = MooGImprovedMHDPA(config, width, kv_dim, qkv_size, num_heads) if kv_dim else None
         self.norm_attn = nn.LayerNorm(width, eps=config.layer_norm_eps, bias=False)
         self.mlp = FeedForward(width, mlp_size, act=config.hidden_act)
 
@@ -730,6 +738,7 @@ class MooGModel(MooGPreTrainedModel):
         """
         check_video(pixel_values, self.config.num_channels)
         output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        check_attention_weights_available(self.config, output_attentions)
         batch, frames = pixel_values.shape[:2]
         if state is None:
             state = self.initial_state(batch, initial_noise, generator, num_tokens, device=pixel_values.device)
@@ -865,6 +874,7 @@ class MooGForNextFramePrediction(MooGPreTrainedModel):
             decoder_chunk_size: decode at most this many pixels at once (bounds memory at full resolution).
         """
         output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        check_attention_weights_available(self.config, output_attentions)
         outputs = self.moog(
             pixel_values, state=state, initial_noise=initial_noise, generator=generator, num_tokens=num_tokens
         )
