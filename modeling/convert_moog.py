@@ -314,6 +314,14 @@ class MooGConverter(CheckpointConverter):
         return VARIANTS[variant][0] + (f" ({name} layout)" if name else "")
 
     def build_config(self, shapes: Shapes, variant: str, preset: str | None = None, **overrides) -> MooGConfig:
+        try:
+            return self._build_config(shapes, variant, preset, **overrides)
+        except KeyError as error:
+            raise ConversionError(
+                f"the checkpoint lacks {error.args[0]}, needed to infer the {VARIANTS[variant][0]} sizes"
+            ) from error
+
+    def _build_config(self, shapes: Shapes, variant: str, preset: str | None = None, **overrides) -> MooGConfig:
         values = dict(MooGConfig.from_preset(preset or "released").to_diff_dict())
         for key in ("model_type", "transformers_version"):
             values.pop(key, None)

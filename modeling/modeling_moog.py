@@ -10,7 +10,6 @@ LayerNorm eps 1e-4 on the state (1e-6 everywhere else), q/k RMS norms per head.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import lru_cache
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from transformers import AutoConfig, AutoModel, AutoModelForDepthEstimation, AutoVideoProcessor
 
 from rep4d.configuration.configuration_fourds import FourDSConfig
-from rep4d.modeling.modeling_fourds import FourDSForDepthEstimation, FourDSModel
-from rep4d.processing.video_processing_fourds import FourDSVideoProcessor
 from rep4d.configuration.configuration_moog import MooGConfig
+from rep4d.modeling.modeling_fourds import FourDSForDepthEstimation, FourDSModel
 from rep4d.modeling.modeling_moog import MooGModel
+from rep4d.processing.video_processing_fourds import FourDSVideoProcessor
 from rep4d.processing.video_processing_moog import MooGVideoProcessor
 
 # (config class, {auto class: model class}, video processor class)

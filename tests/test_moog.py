@@ -8,10 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-import rep4d  # noqa: F401  (registers the converter and the parity runner)
 from rep4d.configuration.configuration_moog import MooGConfig
-from rep4d.conversion import ConversionError, convert_checkpoint, plan_conversion, read_manifest
 from rep4d.modeling.convert_moog import MOOG_CONVERTER
 from rep4d.modeling.modeling_moog import (
     MooGForBoxTracking,
@@ -23,6 +20,9 @@ from rep4d.modeling.modeling_moog import (
     jit_linspace,
     same_padding,
 )
+
+import rep4d  # noqa: F401  (registers the converter and the parity runner)
+from rep4d.conversion import ConversionError, convert_checkpoint, plan_conversion, read_manifest
 from rep4d.parity import load_case_arrays, run_parity
 
 FIXTURES = Path(__file__).parent / "fixtures" / "moog"
@@ -161,7 +161,7 @@ def test_released_manifests_map_every_key(files, with_decoder, variant, model_cl
 def test_manifest_with_a_missing_key_is_refused():
     shapes = read_manifest(BACKBONE_MANIFEST)
     shapes.pop("pretrained_model/state_layer_norm/scale")
-    with pytest.raises(Exception):
+    with pytest.raises(ConversionError, match="state_layer_norm"):
         plan_conversion(shapes, MOOG_CONVERTER, "backbone")
     shapes = read_manifest(BACKBONE_MANIFEST)
     shapes["pretrained_model/predictor_sa/unexpected/kernel"] = (3, 3)
@@ -406,7 +406,7 @@ def test_gradient_checkpointing_same_gradients():
         return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
 
     plain = grads()
-    model.activation_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     assert model.moog.predictor.layers[0].gradient_checkpointing
     checkpointed = grads()
     assert plain.keys() == checkpointed.keys() and len(plain) > 20

@@ -6,9 +6,10 @@ import av
 import numpy as np
 import pytest
 import torch
+from rep4d.configuration.configuration_moog import MooGConfig
+from rep4d.modeling.modeling_moog import MooGForNextFramePrediction
 
 from rep4d.cli import main as cli_main
-from rep4d.modeling.modeling_moog import MooGForNextFramePrediction
 from rep4d.moog_attention import (
     argmax_token_frames,
     decoder_attention_maps,
@@ -16,7 +17,6 @@ from rep4d.moog_attention import (
     write_attention_video,
 )
 from rep4d.visualization import write_video
-from rep4d.configuration.configuration_moog import MooGConfig
 
 
 def tiny_config() -> MooGConfig:
