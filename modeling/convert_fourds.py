@@ -18,6 +18,7 @@ from rep4d.conversion import (
     ConversionError,
     ParamSource,
     Shapes,
+    attention_readout_sources,
     dense_general_in,
     dense_general_out,
     dense_kernel,
@@ -190,37 +191,11 @@ class FourDSConverter(CheckpointConverter):
                 }
             )
         if variant == "depth":
-            sources.update(readout_sources(READOUT_PREFIX, "readout."))
+            sources.update(attention_readout_sources(READOUT_PREFIX, "readout."))
         return sources
 
     def video_processor(self, config, variant: str) -> FourDSVideoProcessor:
         return FourDSVideoProcessor.for_config(config)
-
-
-def readout_sources(ckpt: str, dst: str) -> dict[str, ParamSource]:
-    """Mapping of a reference ``AttentionReadout`` (learned queries) onto :class:`AttentionReadout`."""
-    return {
-        f"{dst}input_norm.weight": source(f"{ckpt}LayerNorm_0/scale"),
-        f"{dst}input_norm.bias": source(f"{ckpt}LayerNorm_0/bias"),
-        f"{dst}temporal_embedding": source(
-            f"{ckpt}temporal_posenc/embeddings", transform=lambda e: e.reshape(e.shape[0], e.shape[-1])
-        ),
-        f"{dst}query": source(f"{ckpt}query", transform=lambda q: q.reshape(q.shape[0], -1)),
-        f"{dst}k_proj.weight": source(f"{ckpt}key_embedding/kernel", transform=dense_general_in),
-        f"{dst}k_proj.bias": source(f"{ckpt}key_embedding/bias", transform=flatten),
-        f"{dst}v_proj.weight": source(f"{ckpt}value_embedding/kernel", transform=dense_general_in),
-        f"{dst}v_proj.bias": source(f"{ckpt}value_embedding/bias", transform=flatten),
-        f"{dst}attn_proj.weight": source(f"{ckpt}Dense_0/kernel", transform=dense_kernel),
-        f"{dst}attn_proj.bias": source(f"{ckpt}Dense_0/bias"),
-        f"{dst}mlp_norm.weight": source(f"{ckpt}LayerNorm_1/scale"),
-        f"{dst}mlp_norm.bias": source(f"{ckpt}LayerNorm_1/bias"),
-        f"{dst}mlp.dense_in.weight": source(f"{ckpt}MLP_0/Dense_0/kernel", transform=dense_kernel),
-        f"{dst}mlp.dense_in.bias": source(f"{ckpt}MLP_0/Dense_0/bias"),
-        f"{dst}mlp.dense_out.weight": source(f"{ckpt}MLP_0/Dense_1/kernel", transform=dense_kernel),
-        f"{dst}mlp.dense_out.bias": source(f"{ckpt}MLP_0/Dense_1/bias"),
-        f"{dst}classifier.weight": source(f"{ckpt}Dense_1/kernel", transform=dense_kernel),
-        f"{dst}classifier.bias": source(f"{ckpt}Dense_1/bias"),
-    }
 
 
 FOURDS_CONVERTER = register_converter(FourDSConverter())

@@ -26,10 +26,10 @@ from rep4d.conversion import (
     ConversionError,
     ParamSource,
     Shapes,
+    attention_readout_sources,
     dense_general_in,
     dense_general_out,
     dense_kernel,
-    flatten,
     layer_indices,
     register_converter,
     source,
@@ -252,28 +252,7 @@ def tracking_head_sources(dst: str, kind: str, tiles: int) -> dict[str, ParamSou
     sources = mlp_sources(QUERY_INIT, f"{dst}query_embedding.mlp.")
     if tiles > 1:
         sources[f"{dst}temporal_tile_embedding"] = source("temporal_tile_posenc/embeddings")
-    sources.update(
-        {
-            f"{r}input_norm.weight": source(f"{ckpt}LayerNorm_0/scale"),
-            f"{r}input_norm.bias": source(f"{ckpt}LayerNorm_0/bias"),
-            f"{r}temporal_embedding": source(
-                f"{ckpt}temporal_posenc/embeddings", transform=lambda e: e.reshape(e.shape[0], e.shape[-1])
-            ),
-            f"{r}query_proj.weight": source(f"{ckpt}Dense_0/kernel", transform=dense_kernel),
-            f"{r}query_proj.bias": source(f"{ckpt}Dense_0/bias"),
-            f"{r}k_proj.weight": source(f"{ckpt}key_embedding/kernel", transform=dense_general_in),
-            f"{r}k_proj.bias": source(f"{ckpt}key_embedding/bias", transform=flatten),
-            f"{r}v_proj.weight": source(f"{ckpt}value_embedding/kernel", transform=dense_general_in),
-            f"{r}v_proj.bias": source(f"{ckpt}value_embedding/bias", transform=flatten),
-            f"{r}attn_proj.weight": source(f"{ckpt}Dense_1/kernel", transform=dense_kernel),
-            f"{r}attn_proj.bias": source(f"{ckpt}Dense_1/bias"),
-            f"{r}mlp_norm.weight": source(f"{ckpt}LayerNorm_1/scale"),
-            f"{r}mlp_norm.bias": source(f"{ckpt}LayerNorm_1/bias"),
-            f"{r}classifier.weight": source(f"{ckpt}Dense_2/kernel", transform=dense_kernel),
-            f"{r}classifier.bias": source(f"{ckpt}Dense_2/bias"),
-        }
-    )
-    sources.update(mlp_sources(f"{ckpt}MLP_0/", f"{r}mlp."))
+    sources.update(attention_readout_sources(ckpt, r, given_queries=True))
     return sources
 
 

@@ -340,6 +340,34 @@ def video_to_patches(video: torch.Tensor, patch_size) -> torch.Tensor:
     return x.permute(0, 1, 3, 5, 2, 4, 6, 7).reshape(batch, -1, p0 * p1 * p2 * channels)
 
 
+def init_reference_weights(module: nn.Module, std: float) -> bool:
+    """Initialise the standard layers as the rep4d models do (truncated normal at +-2 std for Linear/Conv weights,
+    zero biases, unit norms), through ``transformers.initialization`` so loaded weights are never overwritten.
+
+    Also initialises the learned query and temporal embedding of an :class:`AttentionReadout`. Returns True when
+    ``module`` was one of these; models handle their own parameters (position embeddings, tokens) otherwise.
+    """
+    from transformers import initialization as init
+
+    if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        init.trunc_normal_(module.weight, std=std, a=-2 * std, b=2 * std)
+        if module.bias is not None:
+            init.zeros_(module.bias)
+        return True
+    if isinstance(module, (nn.LayerNorm, nn.RMSNorm)):
+        if module.weight is not None:
+            init.ones_(module.weight)
+        if getattr(module, "bias", None) is not None:
+            init.zeros_(module.bias)
+        return True
+    if isinstance(module, AttentionReadout):
+        for parameter in (module.query, module.temporal_embedding):
+            if parameter is not None:
+                init.trunc_normal_(parameter, std=std, a=-2 * std, b=2 * std)
+        return True
+    return False
+
+
 def trunc_normal_init_(tensor: torch.Tensor, std: float) -> torch.Tensor:
     """Truncated normal at +-2 std, the JAX/Flax default for position embeddings and queries."""
     return nn.init.trunc_normal_(tensor, mean=0.0, std=std, a=-2 * std, b=2 * std)

@@ -25,6 +25,7 @@ from .layers import (
     SelfAttention,
     cubic_resize,
     cubic_resize_matrix,
+    init_reference_weights,
     patches_to_video,
     readout_layer_index,
     video_to_patches,
@@ -176,21 +177,10 @@ class FourDSPreTrainedModel(PreTrainedModel):
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
-        if isinstance(module, (nn.Linear, nn.Conv3d)):
-            init.trunc_normal_(module.weight, std=std, a=-2 * std, b=2 * std)
-            if module.bias is not None:
-                init.zeros_(module.bias)
-        elif isinstance(module, nn.LayerNorm):
-            if module.weight is not None:
-                init.ones_(module.weight)
-            if module.bias is not None:
-                init.zeros_(module.bias)
-        elif isinstance(module, FourDSEmbeddings):
+        if init_reference_weights(module, std):
+            return
+        if isinstance(module, FourDSEmbeddings):
             init.trunc_normal_(module.position_embeddings, std=std, a=-2 * std, b=2 * std)
-        elif isinstance(module, AttentionReadout):
-            for parameter in (module.query, module.temporal_embedding):
-                if parameter is not None:
-                    init.trunc_normal_(parameter, std=std, a=-2 * std, b=2 * std)
         elif isinstance(module, FourDSDecodingTokens):
             init.trunc_normal_(module.tokens, std=std, a=-2 * std, b=2 * std)
 

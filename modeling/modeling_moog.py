@@ -23,7 +23,14 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput, can_return_tuple
 
 from ..configuration.configuration_moog import MooGConfig
-from .layers import AttentionReadout, FeedForward, activation, attention_interface, split_heads
+from .layers import (
+    AttentionReadout,
+    FeedForward,
+    activation,
+    attention_interface,
+    init_reference_weights,
+    split_heads,
+)
 
 # --------------------------------------------------------------------------------------------------------------------
 # Coordinates and Fourier features (bit-exact with the jitted reference)
@@ -613,19 +620,9 @@ class MooGPreTrainedModel(PreTrainedModel):
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
-        if isinstance(module, (nn.Linear, nn.Conv2d)):
-            init.trunc_normal_(module.weight, std=std, a=-2 * std, b=2 * std)
-            if module.bias is not None:
-                init.zeros_(module.bias)
-        elif isinstance(module, (nn.LayerNorm, nn.RMSNorm)):
-            if module.weight is not None:
-                init.ones_(module.weight)
-            if getattr(module, "bias", None) is not None:
-                init.zeros_(module.bias)
-        elif isinstance(module, AttentionReadout):
-            if module.temporal_embedding is not None:
-                init.trunc_normal_(module.temporal_embedding, std=std, a=-2 * std, b=2 * std)
-        elif isinstance(module, MooGTrackingReadout):
+        if init_reference_weights(module, std):
+            return
+        if isinstance(module, MooGTrackingReadout):
             if module.temporal_tile_embedding is not None:
                 init.trunc_normal_(module.temporal_tile_embedding, std=std, a=-2 * std, b=2 * std)
 

@@ -25,12 +25,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from transformers import PreTrainedModel
-from transformers import initialization as init
 from transformers.utils import ModelOutput, can_return_tuple
 
 from ..configuration.configuration_readout import ReadoutConfig
 from .backbone_adapters import backbone_adapter_class
-from .layers import AttentionReadout, patches_to_video
+from .layers import AttentionReadout, init_reference_weights, patches_to_video
 from .modeling_fourds import depth_loss
 
 # Metric raster of the point-tracking losses (TAP-Vid evaluates on 256x256 frames).
@@ -193,18 +192,7 @@ class ReadoutPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         if getattr(module, "_rep4d_backbone", False):
             return
-        std = self.config.initializer_range
-        if isinstance(module, nn.Linear):
-            init.trunc_normal_(module.weight, std=std, a=-2 * std, b=2 * std)
-            if module.bias is not None:
-                init.zeros_(module.bias)
-        elif isinstance(module, nn.LayerNorm):
-            init.ones_(module.weight)
-            init.zeros_(module.bias)
-        elif isinstance(module, AttentionReadout):
-            for parameter in (module.query, module.temporal_embedding):
-                if parameter is not None:
-                    init.trunc_normal_(parameter, std=std, a=-2 * std, b=2 * std)
+        init_reference_weights(module, self.config.initializer_range)
 
     def train(self, mode: bool = True):
         super().train(mode)

@@ -22,7 +22,7 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput, can_return_tuple
 
 from ..configuration.configuration_rvm import RVMConfig
-from .layers import CrossAttention, FeedForward, SelfAttention, cubic_resize_matrix
+from .layers import CrossAttention, FeedForward, SelfAttention, cubic_resize_matrix, init_reference_weights
 
 # --------------------------------------------------------------------------------------------------------------------
 # Position tables
@@ -296,16 +296,9 @@ class RVMPreTrainedModel(PreTrainedModel):
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
-        if isinstance(module, (nn.Linear, nn.Conv2d)):
-            init.trunc_normal_(module.weight, std=std, a=-2 * std, b=2 * std)
-            if module.bias is not None:
-                init.zeros_(module.bias)
-        elif isinstance(module, nn.LayerNorm):
-            if module.weight is not None:
-                init.ones_(module.weight)
-            if module.bias is not None:
-                init.zeros_(module.bias)
-        elif isinstance(module, RVMEmbeddings):
+        if init_reference_weights(module, std):
+            return
+        if isinstance(module, RVMEmbeddings):
             init.trunc_normal_(module.cls_token, std=std, a=-2 * std, b=2 * std)
         elif isinstance(module, RVMForMaskedReconstruction):
             init.trunc_normal_(module.mask_token, std=std, a=-2 * std, b=2 * std)

@@ -81,6 +81,43 @@ def fused(*keys: str, transform: Callable[[torch.Tensor], torch.Tensor]) -> Para
     return ParamSource(tuple(keys), lambda *xs: torch.cat([transform(x) for x in xs], dim=0))
 
 
+def attention_readout_sources(ckpt: str, dst: str, given_queries: bool = False) -> dict[str, ParamSource]:
+    """Mapping of a reference ``AttentionReadout`` onto ``modeling.layers.AttentionReadout`` (spec 4DS §3, §4.2).
+
+    With learned queries the checkpoint has ``query`` and the dense layers ``Dense_0`` (after attention) and
+    ``Dense_1`` (output). With given query features Flax's call-order naming shifts them: ``Dense_0`` projects the
+    queries, ``Dense_1`` follows attention and ``Dense_2`` is the output layer.
+    """
+    attn, out = ("Dense_1", "Dense_2") if given_queries else ("Dense_0", "Dense_1")
+    sources = {
+        f"{dst}input_norm.weight": source(f"{ckpt}LayerNorm_0/scale"),
+        f"{dst}input_norm.bias": source(f"{ckpt}LayerNorm_0/bias"),
+        f"{dst}temporal_embedding": source(
+            f"{ckpt}temporal_posenc/embeddings", transform=lambda e: e.reshape(e.shape[0], e.shape[-1])
+        ),
+        f"{dst}k_proj.weight": source(f"{ckpt}key_embedding/kernel", transform=dense_general_in),
+        f"{dst}k_proj.bias": source(f"{ckpt}key_embedding/bias", transform=flatten),
+        f"{dst}v_proj.weight": source(f"{ckpt}value_embedding/kernel", transform=dense_general_in),
+        f"{dst}v_proj.bias": source(f"{ckpt}value_embedding/bias", transform=flatten),
+        f"{dst}attn_proj.weight": source(f"{ckpt}{attn}/kernel", transform=dense_kernel),
+        f"{dst}attn_proj.bias": source(f"{ckpt}{attn}/bias"),
+        f"{dst}mlp_norm.weight": source(f"{ckpt}LayerNorm_1/scale"),
+        f"{dst}mlp_norm.bias": source(f"{ckpt}LayerNorm_1/bias"),
+        f"{dst}mlp.dense_in.weight": source(f"{ckpt}MLP_0/Dense_0/kernel", transform=dense_kernel),
+        f"{dst}mlp.dense_in.bias": source(f"{ckpt}MLP_0/Dense_0/bias"),
+        f"{dst}mlp.dense_out.weight": source(f"{ckpt}MLP_0/Dense_1/kernel", transform=dense_kernel),
+        f"{dst}mlp.dense_out.bias": source(f"{ckpt}MLP_0/Dense_1/bias"),
+        f"{dst}classifier.weight": source(f"{ckpt}{out}/kernel", transform=dense_kernel),
+        f"{dst}classifier.bias": source(f"{ckpt}{out}/bias"),
+    }
+    if given_queries:
+        sources[f"{dst}query_proj.weight"] = source(f"{ckpt}Dense_0/kernel", transform=dense_kernel)
+        sources[f"{dst}query_proj.bias"] = source(f"{ckpt}Dense_0/bias")
+    else:
+        sources[f"{dst}query"] = source(f"{ckpt}query", transform=lambda q: q.reshape(q.shape[0], -1))
+    return sources
+
+
 # Reading .npz files without unpickling -----------------------------------------------------------------------------
 
 
