@@ -60,6 +60,23 @@ def _is_frame(item) -> bool:
     return hasattr(item, "convert") or (hasattr(item, "ndim") and item.ndim == 3)
 
 
+def _saved_architecture(model):
+    """The class the folder was saved from (``config.architectures``) when ``model`` was loaded as another one.
+
+    With rep4d installed, ``AutoModel`` maps a MooG config to the bare backbone even for a point-tracking repo; the
+    tracker class lives in the same module, so it is reloaded from the same folder.
+    """
+    import sys
+
+    names = getattr(model.config, "architectures", None) or []
+    if not names or type(model).__name__ == names[0] or not getattr(model, "name_or_path", None):
+        return model
+    saved_class = getattr(sys.modules[type(model).__module__], names[0], None)
+    if saved_class is None:
+        return model
+    return saved_class.from_pretrained(model.name_or_path, dtype=model.dtype).eval()
+
+
 class _VideoPipeline(Pipeline):
     """Shared plumbing: video processor only (no tokenizer/image processor), one video per call."""
 
@@ -120,6 +137,9 @@ class PointTrackingPipeline(_VideoPipeline):
     released head tracks points given on frame 0 (t must be 0). Returns ``{"tracks": (N, T, 2) (x, y) pixels,
     "visible": (N, T) bool, "query_points": (N, 3)}``.
     """
+
+    def __init__(self, model, *args, **kwargs):
+        super().__init__(_saved_architecture(model), *args, **kwargs)
 
     def _sanitize_parameters(self, query_points=None, num_frames=None, **kwargs):
         preprocess = {}
