@@ -131,3 +131,22 @@ print("depth video", out["depth"].shape, out["depth"].dtype)
                      video_processor=FourDSVideoProcessor.from_pretrained(depth_folder))
     np.testing.assert_allclose(np.load(tmp_path / "remote_depth.npy"), local(video)["predicted_depth"].numpy(),
                                atol=1e-6)
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end_offline(tmp_path):
+    import json
+
+    from rep4d.cli import main as cli_main
+
+    out = tmp_path / "demo"
+    assert cli_main(["demo", "--output", str(out), "--frames", "4", "--size", "32", "--zoo", str(tmp_path / "no_zoo"),
+                     "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["models"]) == {"moog", "4ds", "rvm", "point_tracking"}
+    assert "RANDOMLY INITIALISED" in summary["note"] and "RANDOMLY INITIALISED" in (out / "summary.md").read_text()
+    for name in summary["files"]:
+        assert (out / name).stat().st_size > 0, name
+    assert {"moog_attention.mp4", "fourds_reconstruction.png", "rvm_label_propagation.mp4", "point_tracks.mp4"} <= set(
+        summary["files"])
+    assert 0.0 <= summary["results"]["rvm_propagation_pixel_accuracy"] <= 1.0
