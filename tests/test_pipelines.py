@@ -11,7 +11,12 @@ from transformers import pipeline
 
 import rep4d  # noqa: F401
 from rep4d.configuration import FourDSConfig, ReadoutConfig
-from rep4d.modeling import FourDSForDepthEstimation, FourDSModel, ReadoutForPointTracking, ReadoutForVideoClassification
+from rep4d.modeling import (
+    FourDSForDepthEstimation,
+    FourDSModel,
+    ReadoutForPointTracking,
+    ReadoutForVideoClassification,
+)
 from rep4d.pipelines import DEPTH_TASK, FEATURE_TASK, POINT_TRACKING_TASK
 from rep4d.processing import FourDSVideoProcessor
 from rep4d.publishing import RELEASES, publish

@@ -22,7 +22,6 @@ from huggingface_hub import ModelCard
 
 import rep4d  # noqa: F401
 from rep4d.cli import main as cli_main
-from rep4d.conversion import convert_checkpoint
 from rep4d.publishing import RELEASES, USAGE, publish, write_release_cards
 
 from testing_utils import FIXTURES

@@ -79,7 +79,6 @@ def run(args: argparse.Namespace) -> int:
     output.mkdir(parents=True, exist_ok=True)
     zoo = Path(args.zoo)
     torch.manual_seed(args.seed)
-    generator = torch.Generator().manual_seed(args.seed)
     steps = tqdm(total=5, desc="demo", unit="step", disable=args.quiet)
     summary = {"models": {}, "results": {}, "files": []}
     timings = {}
