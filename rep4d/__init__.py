@@ -33,6 +33,7 @@ from rep4d.modeling import convert_rvm as _convert_rvm  # noqa: E402,F401
 from rep4d.processing import FourDSVideoProcessor, MooGVideoProcessor, RVMVideoProcessor  # noqa: E402
 
 _auto.register_all()
+from rep4d import pipelines as _pipelines  # noqa: E402,F401  (registers the custom pipelines)
 
 __all__ = [
     "__version__",

@@ -93,8 +93,18 @@ def auto_classes_for(model_type: str):
     raise ValueError(f"no rep4d model is registered for model_type {model_type!r}")
 
 
-def export_remote_code(model_dir: str | os.PathLike) -> list[str]:
+def export_remote_code(
+    model_dir: str | os.PathLike,
+    model_class: type | None = None,
+    pipeline_tasks=(),
+) -> list[str]:
     """Add the code of the model in ``model_dir`` (a ``save_pretrained`` folder) and fill ``auto_map``.
+
+    ``model_class``: the class whose weights the folder holds. When it is not one of the classes registered for the
+    model type (e.g. ``MooGForPointTracking``, ``ReadoutForPointTracking``), ``AutoModel`` is mapped to it so that
+    ``AutoModel.from_pretrained(..., trust_remote_code=True)`` rebuilds the whole model.
+    ``pipeline_tasks``: custom pipelines of :mod:`rep4d.pipelines` the repo serves; ``pipelines.py`` is exported and
+    ``custom_pipelines`` written into ``config.json`` (what ``Pipeline.save_pretrained`` would write).
 
     Returns the names of the code files written.
     """
@@ -102,8 +112,18 @@ def export_remote_code(model_dir: str | os.PathLike) -> list[str]:
     config_path = model_dir / "config.json"
     config = json.loads(config_path.read_text())
     config_class, models, processor_class = auto_classes_for(config["model_type"])
-    classes = [config_class, *models.values()] + ([processor_class] if processor_class else [])
+    if processor_class is None and (model_dir / "video_preprocessor_config.json").exists():
+        # Readouts have no processor of their own: they save their backbone's.
+        processor_class = _processor_class_named(
+            json.loads((model_dir / "video_preprocessor_config.json").read_text()).get("video_processor_type")
+        )
+    served = dict(models)
+    if model_class is not None and model_class not in served.values():
+        served["AutoModel"] = model_class
+    classes = [config_class, *served.values()] + ([processor_class] if processor_class else [])
     modules = collect_modules(classes)
+    if pipeline_tasks:
+        modules.update(collect_modules([_pipeline_module_class()]))
     written = []
     for _, path in sorted(modules.items()):
         target = model_dir / path.name
@@ -113,7 +133,11 @@ def export_remote_code(model_dir: str | os.PathLike) -> list[str]:
     def reference(cls) -> str:
         return f"{Path(modules[cls.__module__]).stem}.{cls.__name__}"
 
-    config["auto_map"] = {"AutoConfig": reference(config_class), **{a: reference(m) for a, m in models.items()}}
+    config["auto_map"] = {"AutoConfig": reference(config_class), **{a: reference(m) for a, m in served.items()}}
+    if pipeline_tasks:
+        from rep4d.pipelines import custom_pipelines_entry
+
+        config["custom_pipelines"] = custom_pipelines_entry(pipeline_tasks)
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     processor_path = model_dir / "video_preprocessor_config.json"
     if processor_class is not None and processor_path.exists():
@@ -121,3 +145,18 @@ def export_remote_code(model_dir: str | os.PathLike) -> list[str]:
         processor["auto_map"] = {"AutoVideoProcessor": reference(processor_class)}
         processor_path.write_text(json.dumps(processor, indent=2, sort_keys=True) + "\n")
     return written
+
+
+def _processor_class_named(name: str | None):
+    from rep4d.auto import REGISTRY
+
+    for _, _, processor_class in REGISTRY:
+        if processor_class is not None and processor_class.__name__ == name:
+            return processor_class
+    return None
+
+
+def _pipeline_module_class():
+    from rep4d.pipelines import VideoDepthEstimationPipeline
+
+    return VideoDepthEstimationPipeline

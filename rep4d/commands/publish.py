@@ -1,0 +1,89 @@
+"""``rep4d publish``: released .npz checkpoint(s) -> a Hub-ready folder (weights, card, processor, remote code)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rep4d.cli import Command
+
+EXAMPLES = """
+examples:
+  rep4d publish scaling4d_dist_b.npz --repo-id rep4d/4ds-b-dist-e --output hub/4ds-b-dist-e
+  rep4d publish moog_ego4d_backbone_ckpt_164335139.npz moog_ego4d_point_track_head_ckpt_164335139.npz \\
+      --repo-id rep4d/moog-point-tracking --output hub/moog-point-tracking
+  rep4d publish scaling4d_e.npz --repo-id rep4d/4ds-e --output hub/4ds-e --dry-run   # no weights written
+  rep4d publish --manifest tests/fixtures/4ds/manifests/scaling4d_e.json --repo-id rep4d/4ds-e --output x --dry-run
+  rep4d publish pretrain_rvm_small16_256_204031069.npz --repo-id rep4d/rvm-s --output hub/rvm-s --push
+
+The folder holds model.safetensors (or shards), config.json with auto_map for every Auto class the repo serves and
+custom_pipelines, video_preprocessor_config.json, the model code (loads with trust_remote_code=True without rep4d)
+and README.md, the model card. It appears only when complete. --dry-run plans from the shapes only and writes
+weights_plan.json instead of the weights. --push uploads with huggingface_hub (needs a token and the network).
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EXAMPLES
+    parser.add_argument("checkpoints", nargs="*", metavar="CHECKPOINT.npz",
+                        help="released checkpoint(s): a backbone, optionally followed by a readout head")
+    parser.add_argument("--repo-id", required=True, help="Hub repo id, e.g. rep4d/4ds-b-dist-e")
+    parser.add_argument("--output", "-o", required=True, help="output folder (Hub-ready)")
+    parser.add_argument("--manifest", action="append", default=[],
+                        help="a checkpoint manifest JSON (shapes only) instead of the .npz; needs --dry-run")
+    parser.add_argument("--release", help="released checkpoint name for the card (default: from the repo id)")
+    parser.add_argument("--method", help="force the method (fourds, moog, rvm)")
+    parser.add_argument("--preset", help="config preset for what the arrays cannot tell")
+    parser.add_argument("--max-shard-size", default="5GB", help="largest safetensors shard (default 5GB)")
+    parser.add_argument("--dry-run", action="store_true", help="plan from shapes only: no weights, no upload")
+    parser.add_argument("--push", action="store_true", help="upload the folder to the Hub (create_repo + upload_folder)")
+    parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    import rep4d  # noqa: F401  (registers the converters)
+    from rep4d.conversion import ConversionError, read_manifest
+    from rep4d.publishing import RELEASES, publish
+
+    if bool(args.checkpoints) == bool(args.manifest):
+        print("error: pass checkpoint .npz file(s) or --manifest (with --dry-run), not both", file=sys.stderr)
+        return 2
+    if args.manifest and not args.dry_run:
+        print("error: --manifest gives shapes only; add --dry-run", file=sys.stderr)
+        return 2
+    if args.release and args.release not in RELEASES:
+        print(f"error: unknown release {args.release!r}; known: {', '.join(RELEASES)}", file=sys.stderr)
+        return 2
+    shapes = None
+    if args.manifest:
+        shapes = {}
+        for path in args.manifest:
+            shapes.update(read_manifest(path))
+    try:
+        result = publish(
+            args.checkpoints or None, args.repo_id, args.output, shapes=shapes, release=args.release,
+            dry_run=args.dry_run, push=args.push, overwrite=args.overwrite, private=args.private,
+            max_shard_size=args.max_shard_size, progress=not args.quiet, method=args.method, preset=args.preset,
+        )
+    except (ConversionError, FileExistsError, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    what = "planned (dry run, no weights)" if result.dry_run else "published"
+    release = result.release.title if result.release else "custom checkpoint"
+    print(f"{what} {release}: {result.model_class}, {result.num_parameters:,} parameters -> {result.output_dir}")
+    for name in result.files:
+        print(f"  {name}")
+    if result.pushed:
+        print(f"uploaded to https://huggingface.co/{result.repo_id} ({result.commit_url})")
+    return 0
+
+
+COMMAND = Command(
+    name="publish",
+    help="convert a released checkpoint into a Hub-ready folder with model card and remote code (optionally push)",
+    add_arguments=add_arguments,
+    run=run,
+    order=20,
+)
