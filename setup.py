@@ -8,7 +8,7 @@ from pathlib import Path
 
 from setuptools import find_packages, setup
 
-MAPPED_FOLDERS = ["configuration", "modeling", "processing", "training"]
+MAPPED_FOLDERS = ["configuration", "modeling", "processing", "training", "model_cards", "model_zoo"]
 found = find_packages(include=MAPPED_FOLDERS + [f"{folder}.*" for folder in MAPPED_FOLDERS])
 rep4d_subpackages = find_packages(include=["rep4d", "rep4d.*"])
 
@@ -22,7 +22,12 @@ setup(
     python_requires=">=3.10",
     packages=rep4d_subpackages + [f"rep4d.{package}" for package in found],
     package_dir={"rep4d": "rep4d", **{f"rep4d.{folder}": folder for folder in MAPPED_FOLDERS}},
-    package_data={"rep4d": ["py.typed"], "rep4d.training": ["configs/*"]},
+    package_data={
+        "rep4d": ["py.typed", "manifests/*/*.json"],
+        "rep4d.training": ["configs/*", "metric_modules/*/*.py"],
+        "rep4d.model_cards": ["template.md", "*/README.md"],
+        "rep4d.model_zoo": ["*/*.json", "*/*.safetensors", "*/*.md", "*/*.py"],
+    },
     include_package_data=True,
     install_requires=[
         "torch>=2.14",

@@ -3,7 +3,7 @@
     python model_cards/generate.py            # writes model_cards/<release>/README.md for all ten releases
     python model_cards/generate.py --zoo      # also the cards of the embedded demo models in model_zoo/
 
-Parameter counts come from the checkpoint manifests (tests/fixtures/*/manifests), checked against the model built on
+Parameter counts come from the checkpoint manifests (rep4d/manifests/<method>/), checked against the model built on
 the meta device; tests/test_publishing.py checks that the committed cards are up to date.
 """
 

@@ -11,6 +11,7 @@ code copied flat (so ``trust_remote_code=True`` works without rep4d) and a ``REA
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -31,8 +32,10 @@ from rep4d.conversion import (
 from rep4d.pipelines import DEPTH_TASK, FEATURE_TASK, POINT_TRACKING_TASK
 from rep4d.remote_code import export_remote_code
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-MODEL_CARDS_DIR = REPO_ROOT / "model_cards"
+# Shipped with the package (package data), so publishing works from a plain `pip install`.
+PACKAGE_ROOT = Path(__file__).resolve().parent
+MANIFESTS_DIR = PACKAGE_ROOT / "manifests"
+MODEL_CARDS_DIR = Path(importlib.import_module("rep4d.model_cards").__file__).parent
 TEMPLATE_PATH = MODEL_CARDS_DIR / "template.md"
 CHECKPOINT_URL = "https://storage.googleapis.com/representations4d/checkpoints/{}"
 UPSTREAM = "https://github.com/google-deepmind/representations4d"
@@ -238,22 +241,22 @@ class Release:
     def paper(self) -> Paper:
         return PAPERS[self.method]
 
-    def manifest_paths(self, root: Path = REPO_ROOT) -> list[Path]:
+    def manifest_paths(self, root: Path = MANIFESTS_DIR) -> list[Path]:
         return [root / manifest for manifest in self.manifests]
 
-    def num_parameters_from_manifests(self, root: Path = REPO_ROOT) -> int:
+    def num_parameters_from_manifests(self, root: Path = MANIFESTS_DIR) -> int:
         return sum(json.loads(path.read_text())["num_params"] for path in self.manifest_paths(root))
 
-    def shapes(self, root: Path = REPO_ROOT) -> dict[str, tuple[int, ...]]:
+    def shapes(self, root: Path = MANIFESTS_DIR) -> dict[str, tuple[int, ...]]:
         shapes = {}
         for path in self.manifest_paths(root):
             shapes.update(read_manifest(path))
         return shapes
 
 
-_4DS = "tests/fixtures/4ds/manifests/"
-_MOOG = "tests/fixtures/moog/manifests/"
-_RVM = "tests/fixtures/rvm/manifests/"
+_4DS = "4ds/"
+_MOOG = "moog/"
+_RVM = "rvm/"
 _MOOG_BACKBONE = "moog_ego4d_backbone_ckpt_164335139"
 
 
@@ -551,7 +554,7 @@ def push_folder(folder: str | os.PathLike, repo_id: str, private: bool = False, 
     return str(getattr(info, "commit_url", info))
 
 
-def write_release_cards(output_root: str | os.PathLike = MODEL_CARDS_DIR, root: Path = REPO_ROOT) -> list[Path]:
+def write_release_cards(output_root: str | os.PathLike = MODEL_CARDS_DIR, root: Path = MANIFESTS_DIR) -> list[Path]:
     """Generate ``<output_root>/<release>/README.md`` for every release from the manifests (shapes only)."""
     written = []
     for release in RELEASES.values():
@@ -584,7 +587,7 @@ def _served_auto_classes(model_type: str, model_class: type) -> list[str]:
     return [f"{key}: {cls.__module__.rsplit('.', 1)[-1]}.{cls.__name__}" for key, cls in sorted(entries.items())]
 
 
-ZOO_DIR = REPO_ROOT / "model_zoo"
+ZOO_DIR = Path(importlib.import_module("rep4d.model_zoo").__file__).parent
 
 
 def write_zoo_cards(zoo_dir: str | os.PathLike = ZOO_DIR) -> list[Path]:

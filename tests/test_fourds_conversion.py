@@ -24,9 +24,9 @@ from rep4d.modeling import FourDSForDepthEstimation, FourDSModel
 from rep4d.parity import load_case_arrays
 from rep4d.remote_code import export_remote_code
 
-from testing_utils import FIXTURES, run_isolated_python
+from testing_utils import FIXTURES, MANIFESTS, run_isolated_python
 
-MANIFESTS = sorted((FIXTURES / "4ds" / "manifests").glob("*.json"))
+RELEASED_4DS = sorted((MANIFESTS / "4ds").glob("*.json"))
 EXPECTED = {
     "scaling4d_dist_b.json": (FourDSModel, "4DS-B-dist-e (scaling4d_dist_b.npz)"),
     "scaling4d_dist_b_depth.json": (FourDSForDepthEstimation, "4DS-B-dist-e ScanNet depth (scaling4d_dist_b_depth.npz)"),
@@ -35,7 +35,7 @@ EXPECTED = {
 DEPTH_CASE = FIXTURES / "4ds" / "tiny_depth"
 
 
-@pytest.mark.parametrize("manifest", MANIFESTS, ids=lambda path: path.stem)
+@pytest.mark.parametrize("manifest", RELEASED_4DS, ids=lambda path: path.stem)
 def test_released_manifest_maps_every_key_and_every_parameter(manifest):
     shapes = read_manifest(manifest)
     info = json.loads(manifest.read_text())
@@ -54,7 +54,7 @@ def test_released_manifest_maps_every_key_and_every_parameter(manifest):
 
 
 def test_released_depth_manifest_infers_the_demo_configuration():
-    shapes = read_manifest(FIXTURES / "4ds" / "manifests" / "scaling4d_dist_b_depth.json")
+    shapes = read_manifest(MANIFESTS / "4ds" / "scaling4d_dist_b_depth.json")
     config = CONVERTERS["fourds"].build_config(shapes, "depth")
     assert (config.num_frames, config.image_size, config.tubelet_size) == (16, [224, 224], [2, 16, 16])
     assert config.readout_depth == 0.95

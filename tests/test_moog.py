@@ -27,7 +27,7 @@ from rep4d.parity import load_case_arrays, run_parity
 
 FIXTURES = Path(__file__).parent / "fixtures" / "moog"
 CASES = sorted(p.name for p in FIXTURES.iterdir() if (p / "case.json").is_file())
-MANIFESTS = FIXTURES / "manifests"
+MANIFESTS = Path(__file__).parent.parent / "rep4d" / "manifests" / "moog"
 BACKBONE_MANIFEST = MANIFESTS / "moog_ego4d_backbone_ckpt_164335139.json"
 POINT_MANIFEST = MANIFESTS / "moog_ego4d_point_track_head_ckpt_164335139.json"
 BOX_MANIFEST = MANIFESTS / "moog_ego4d_box_track_head_ckpt_164335139.json"

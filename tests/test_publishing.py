@@ -24,7 +24,7 @@ import rep4d  # noqa: F401
 from rep4d.cli import main as cli_main
 from rep4d.publishing import RELEASES, USAGE, publish, write_release_cards
 
-from testing_utils import FIXTURES
+from testing_utils import FIXTURES, MANIFESTS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CARDS = REPO_ROOT / "model_cards"
@@ -135,7 +135,7 @@ def test_push_uploads_the_folder_with_huggingface_hub(tmp_path, monkeypatch):
 
 
 def test_cli_publish_dry_run_from_a_manifest_and_errors(tmp_path, capsys):
-    manifest = FIXTURES / "rvm" / "manifests" / "pretrain_rvm_huge16_256_203854202.json"
+    manifest = MANIFESTS / "rvm" / "pretrain_rvm_huge16_256_203854202.json"
     out = tmp_path / "rvm-h"
     assert cli_main(["publish", "--manifest", str(manifest), "--repo-id", "rep4d/rvm-h", "--output", str(out),
                      "--dry-run"]) == 0

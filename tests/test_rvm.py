@@ -18,7 +18,7 @@ from rep4d.processing import RVMVideoProcessor
 
 FIXTURES = Path(__file__).parent / "fixtures" / "rvm"
 CASES = sorted(path.parent.name for path in FIXTURES.glob("*/case.json"))
-MANIFESTS = sorted((FIXTURES / "manifests").glob("*.json"))
+MANIFESTS = sorted((Path(__file__).parent.parent / "rep4d" / "manifests" / "rvm").glob("*.json"))
 
 
 def tiny_config(**overrides) -> rep4d.RVMConfig:
@@ -101,7 +101,7 @@ def test_manifest_maps_every_key(manifest):
 
 
 def test_head_counts_come_from_shapes_not_presets():
-    shapes = read_manifest(FIXTURES / "manifests" / "pretrain_rvm_small16_256_204031069.json")
+    shapes = read_manifest(MANIFESTS[-1])
     # Re-split the core q/k/v/out kernels into 4 heads of 96: same parameter count, other head count.
     resplit = {}
     for key, shape in shapes.items():

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 FIXTURES = Path(__file__).parent / "fixtures"
+# Key/shape manifests of the released checkpoints ship with the package (rep4d/manifests/<method>/).
+MANIFESTS = Path(__file__).parent.parent / "rep4d" / "manifests"
 
 
 def fixture_cases(method: str) -> list[Path]:

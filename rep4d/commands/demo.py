@@ -10,6 +10,7 @@ the project on synthetic clips) when present, else small randomly initialised mo
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import time
 from pathlib import Path
@@ -23,8 +24,8 @@ examples:
   rep4d demo --model 4ds-b-dist-e               # a converted released 4DS checkpoint (rep4d convert) for 4DS
 """
 
+ZOO = Path(importlib.import_module("rep4d.model_zoo").__file__).parent
 REPO_ROOT = Path(__file__).resolve().parents[2]
-ZOO = REPO_ROOT / "model_zoo"
 FIXTURES = REPO_ROOT / "tests" / "fixtures"
 
 

@@ -13,7 +13,7 @@ examples:
   rep4d publish moog_ego4d_backbone_ckpt_164335139.npz moog_ego4d_point_track_head_ckpt_164335139.npz \\
       --repo-id rep4d/moog-point-tracking --output hub/moog-point-tracking
   rep4d publish scaling4d_e.npz --repo-id rep4d/4ds-e --output hub/4ds-e --dry-run   # no weights written
-  rep4d publish --manifest tests/fixtures/4ds/manifests/scaling4d_e.json --repo-id rep4d/4ds-e --output x --dry-run
+  rep4d publish --manifest rep4d/manifests/4ds/scaling4d_e.json --repo-id rep4d/4ds-e --output x --dry-run
   rep4d publish pretrain_rvm_small16_256_204031069.npz --repo-id rep4d/rvm-s --output hub/rvm-s --push
 
 The folder holds model.safetensors (or shards), config.json with auto_map for every Auto class the repo serves and
