@@ -22,7 +22,11 @@ setup(
     python_requires=">=3.10",
     packages=rep4d_subpackages + [f"rep4d.{package}" for package in found],
     package_dir={"rep4d": "rep4d", **{f"rep4d.{folder}": folder for folder in MAPPED_FOLDERS}},
-    package_data={"rep4d": ["py.typed"], "rep4d.training": ["configs/*"]},
+    # The evaluate metric modules are plain scripts loaded by path (evaluate.load), not importable packages.
+    package_data={
+        "rep4d": ["py.typed"],
+        "rep4d.training": ["configs/*", "metric_modules/README.md", "metric_modules/*/*.py"],
+    },
     include_package_data=True,
     install_requires=[
         "torch>=2.14",
