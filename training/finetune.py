@@ -514,6 +514,10 @@ def run_evaluate(model_dir: str, data: str, output: str | None = None, batch_siz
         model=model, args=args, data_collator=collate_readout_batch,
         compute_metrics=make_compute_metrics(model, model.image_size, tapvid_query_mode, train_depth_mean),
     )
+    if not progress:
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)  # keep stdout for the JSON report
     scores = trainer.evaluate(eval_dataset=dataset)
     shutil.rmtree(args.output_dir, ignore_errors=True)
     main_metric, greater = TASK_MAIN_METRIC[task]
