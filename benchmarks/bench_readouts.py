@@ -28,11 +28,11 @@ os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
 
 # Per-task settings found by tuning (learning rate, steps); everything else is shared.
 TASK_SETTINGS = {
-    "points": dict(learning_rate=1e-3, max_steps=400),
-    "depth": dict(learning_rate=1e-3, max_steps=300),
-    "boxes": dict(learning_rate=1e-3, max_steps=300),
-    "pose": dict(learning_rate=1e-3, max_steps=300),
-    "classification": dict(learning_rate=1e-3, max_steps=300),
+    "points": dict(learning_rate=3e-3, max_steps=400),
+    "depth": dict(learning_rate=3e-3, max_steps=400),
+    "boxes": dict(learning_rate=3e-3, max_steps=300),
+    "pose": dict(learning_rate=3e-3, max_steps=300),
+    "classification": dict(learning_rate=3e-3, max_steps=300),
 }
 
 
@@ -48,6 +48,9 @@ def main(argv=None) -> int:
     parser.add_argument("--readout-width", type=int, default=64)
     parser.add_argument("--readout-heads", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--feature-layer", type=int, default=1,
+                        help="backbone hidden state read by the readout (1: after the first block; a random "
+                        "backbone's early features keep the most pixel information)")
     args = parser.parse_args(argv)
 
     import torch
@@ -74,6 +77,7 @@ def main(argv=None) -> int:
             readout_num_heads=args.readout_heads,
             report_to="none",
             progress=False,
+            readout_overrides={"backbone_feature_layer": args.feature_layer},
             **settings,
         )
         start = time.perf_counter()
