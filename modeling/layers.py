@@ -157,23 +157,26 @@ def activation(name: str) -> nn.Module:
 # Resampling with jax.image.resize's cubic kernel
 
 
-def _keys_cubic(x: np.ndarray, a: float = -0.5) -> np.ndarray:
-    x = np.abs(x)
-    near = ((a + 2) * x - (a + 3)) * x * x + 1
-    far = ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
-    return np.where(x < 1, near, np.where(x < 2, far, 0.0))
+def _keys_cubic(x: np.ndarray) -> np.ndarray:
+    """Keys cubic kernel with a = -0.5 on |x|, in the operation order of jax.image's ``_keys_cubic_kernel``."""
+    out = ((np.float32(1.5) * x - np.float32(2.5)) * x) * x + np.float32(1.0)
+    out = np.where(x >= 1.0, ((np.float32(-0.5) * x + np.float32(2.5)) * x - np.float32(4.0)) * x + np.float32(2.0), out)
+    return np.where(x >= 2.0, np.float32(0.0), out).astype(np.float32)
 
 
 @lru_cache(maxsize=256)
 def _cubic_resize_matrix_np(in_size: int, out_size: int, antialias: bool) -> np.ndarray:
-    scale = out_size / in_size
-    widening = max(1.0 / scale, 1.0) if antialias else 1.0
-    centres = (np.arange(out_size, dtype=np.float64) + 0.5) / scale - 0.5
-    taps = np.arange(in_size, dtype=np.float64)
-    weights = _keys_cubic((centres[:, None] - taps[None, :]) / widening)
-    totals = weights.sum(axis=1, keepdims=True)
+    # float32 throughout, as jax.image.resize's compute_weight_mat (x64 disabled): this matters at the 1e-6 level.
+    scale = np.float32(out_size / in_size)
+    inv_scale = np.float32(1.0) / scale
+    widening = np.maximum(inv_scale, np.float32(1.0)) if antialias else np.float32(1.0)
+    centres = (np.arange(out_size, dtype=np.float32) + np.float32(0.5)) * inv_scale - np.float32(0.5)
+    taps = np.arange(in_size, dtype=np.float32)
+    weights = _keys_cubic(np.abs(centres[:, None] - taps[None, :]) / widening)
+    totals = weights.sum(axis=1, keepdims=True, dtype=np.float32)
     # Taps that fall outside the input do not exist; the remaining weights are renormalised (no edge padding).
-    weights = np.where(np.abs(totals) > 1000 * np.finfo(np.float32).eps, weights / np.where(totals == 0, 1, totals), 0)
+    valid = np.abs(totals) > 1000 * np.finfo(np.float32).eps
+    weights = np.where(valid, weights / np.where(totals != 0, totals, np.float32(1.0)), np.float32(0.0))
     inside = (centres >= -0.5) & (centres <= in_size - 0.5)
     weights[~inside] = 0
     return weights.astype(np.float32)

@@ -172,6 +172,7 @@ def test_remote_code_export_loads_without_rep4d(tmp_path):
         "AutoConfig": "configuration_fourds.FourDSConfig",
         "AutoModel": "modeling_fourds.FourDSModel",
         "AutoModelForDepthEstimation": "modeling_fourds.FourDSForDepthEstimation",
+        "AutoModelForPreTraining": "modeling_fourds.FourDSForPreTraining",
     }
     video = load_case_arrays(DEPTH_CASE / "inputs.npz")["video"]
     np.save(tmp_path / "video.npy", video)
