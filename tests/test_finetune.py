@@ -140,3 +140,44 @@ def test_task_metrics_and_baselines_by_hand():
     depth = np.full((1, 2, 4, 4), 2.0)
     scores = task_metrics("depth", (depth * 1.5,), (depth,), (4, 4), train_depth_mean=3.0)
     assert scores["abs_rel"] == pytest.approx(0.5) and scores["baseline_abs_rel"] == pytest.approx(0.5)
+
+
+def _moog_tiny():
+    from test_moog import tiny_config
+
+    return tiny_config()
+
+
+def _rvm_tiny():
+    from test_rvm import tiny_config
+
+    return tiny_config(image_size=[16, 16])
+
+
+@pytest.mark.parametrize("backbone", ["moog", "rvm"])
+def test_moog_and_rvm_backbones_feed_every_readout_layout(backbone):
+    from rep4d.configuration.configuration_readout import ReadoutConfig
+    from rep4d.modeling.modeling_readout import ReadoutForPointTracking, ReadoutForVideoClassification
+
+    backbone_config = _moog_tiny() if backbone == "moog" else _rvm_tiny()
+    settings = dict(backbone_config=backbone_config, readout_num_params=16, readout_num_heads=2,
+                    num_fourier_bands=2, num_frames=4, image_size=[16, 16])  # fmt: skip
+    video = torch.rand(2, 4, 3, 16, 16)
+    model = ReadoutForVideoClassification(ReadoutConfig(task="classification", num_labels=3, **settings))
+    features = model.extract_features(video)
+    if backbone == "moog":
+        # MooG: the corrected states (B, T, K, D), the same on every call (seeded initial noise).
+        expected = model.backbone.model(video, generator=torch.Generator().manual_seed(0)).corrected_states
+        assert features.shape == (2, 4, backbone_config.num_tokens, backbone_config.token_size)
+    else:
+        # RVM: the recurrent states without the CLS token, (B, T, N, D).
+        expected = model.backbone.model(video).last_hidden_state[:, :, 1:]
+        assert features.shape == (2, 4, 4, backbone_config.hidden_size)
+    torch.testing.assert_close(features, expected)
+    torch.testing.assert_close(model.extract_features(video), features)
+    loss = model(pixel_values=video, labels=torch.tensor([0, 2])).loss
+    loss.backward()
+    assert torch.isfinite(loss)
+    points = ReadoutForPointTracking(ReadoutConfig(task="points", **settings))
+    out = points(features=features, query_points=torch.tensor([[[0.0, 4.0, 4.0]], [[1.0, 8.0, 2.0]]]))
+    assert out.tracks.shape == (2, 1, 4, 2)
