@@ -22,9 +22,10 @@ setup(
     python_requires=">=3.10",
     packages=rep4d_subpackages + [f"rep4d.{package}" for package in found],
     package_dir={"rep4d": "rep4d", **{f"rep4d.{folder}": folder for folder in MAPPED_FOLDERS}},
+    # The evaluate metric modules are plain scripts loaded by path (evaluate.load), not importable packages.
     package_data={
         "rep4d": ["py.typed", "manifests/*/*.json"],
-        "rep4d.training": ["configs/*", "metric_modules/*/*.py"],
+        "rep4d.training": ["configs/*", "metric_modules/README.md", "metric_modules/*/*.py"],
         "rep4d.model_cards": ["template.md", "*/README.md"],
         "rep4d.model_zoo": ["*/*.json", "*/*.safetensors", "*/*.md", "*/*.py"],
     },

@@ -43,6 +43,9 @@ class ReadoutConfig(PreTrainedConfig):
             point_certainty_loss_weight / point_certainty_threshold: point-tracking loss (TAPIR style): Huber loss on
             positions in pixels of a 256x256 raster (delta 4) on visible points, scaled by the position weight, plus
             BCE on visibility and BCE on certainty, whose target is "within ``point_certainty_threshold`` px".
+        depth_mean / depth_std: the depth head predicts ``depth_mean + depth_std * output``, so an untrained head
+            starts at the mean depth instead of 0 (set them to the training data's depth statistics; the fine-tuning
+            code does).
         num_test_clips: classification clips per video averaged at evaluation time (softmax then mean over
             consecutive groups of the batch).
         cube_size: side of the virtual cube of the pose end-point-error metric.
@@ -73,6 +76,8 @@ class ReadoutConfig(PreTrainedConfig):
     point_visibility_loss_weight: float = 1.0
     point_certainty_loss_weight: float = 1.0
     point_certainty_threshold: float = 6.0
+    depth_mean: float = 0.0
+    depth_std: float = 1.0
     num_test_clips: int = 1
     cube_size: float = 1.0
 
@@ -93,6 +98,8 @@ class ReadoutConfig(PreTrainedConfig):
                 f"readout_num_params ({self.readout_num_params}) must be divisible by readout_num_heads "
                 f"({self.readout_num_heads})"
             )
+        if not self.depth_std > 0:
+            raise ValueError(f"depth_std must be > 0, got {self.depth_std}")
         if self.num_test_clips < 1:
             raise ValueError(f"num_test_clips must be >= 1, got {self.num_test_clips}")
         if not 0.0 <= self.backbone_learning_rate_scale:

@@ -44,6 +44,8 @@ from transformers import VideoMAEModel
 
 from .layers import cubic_resize_matrix
 from .modeling_fourds import FourDSModel
+from .modeling_moog import MooGModel
+from .modeling_rvm import RVMModel
 
 
 def resample_frames(features: torch.Tensor, num_frames: int) -> torch.Tensor:
@@ -129,9 +131,50 @@ class VideoMAEBackboneAdapter(BackboneAdapter):
         return resample_frames(features, self.num_frames)
 
 
+class MooGBackboneAdapter(BackboneAdapter):
+    """MooG: the corrected state of every frame, (B, T, K, D): K latent tokens of width ``token_size`` per frame.
+
+    MooG starts from a noise state; the adapter draws it from a generator seeded with 0 on every call, so frozen
+    features are deterministic (cacheable, reproducible evaluation) while the state still starts as in training.
+    """
+
+    model_class = MooGModel
+
+    @classmethod
+    def feature_dim(cls, config) -> int:
+        return config.token_size
+
+    def extract(self, pixel_values: torch.Tensor, feature_layer: int | None = None) -> torch.Tensor:
+        if feature_layer is not None:
+            raise ValueError("MooG features are its corrected states; backbone_feature_layer must be None")
+        generator = torch.Generator(device=pixel_values.device).manual_seed(0)
+        return self.model(pixel_values, generator=generator).corrected_states
+
+
+class RVMBackboneAdapter(BackboneAdapter):
+    """RVM: the recurrent state after every frame, (B, T, 1 + N, D) -> patch tokens (B, T, N, D).
+
+    The leading summary (CLS) token is dropped so that every token is a spatial patch, as for 4DS and VideoMAE.
+    RVM reads any number of frames; the readout's ``num_frames`` (default 16) must equal the clip length.
+    """
+
+    model_class = RVMModel
+
+    @classmethod
+    def default_num_frames(cls, config) -> int:
+        return int(getattr(config, "num_frames", None) or 16)
+
+    def extract(self, pixel_values: torch.Tensor, feature_layer: int | None = None) -> torch.Tensor:
+        if feature_layer is not None:
+            raise ValueError("RVM features are its recurrent states; backbone_feature_layer must be None")
+        return self.model(pixel_values).last_hidden_state[:, :, 1:]
+
+
 BACKBONE_ADAPTERS: dict[str, type[BackboneAdapter]] = {
     "fourds": FourDSBackboneAdapter,
     "videomae": VideoMAEBackboneAdapter,
+    "moog": MooGBackboneAdapter,
+    "rvm": RVMBackboneAdapter,
 }
 
 
@@ -156,6 +199,8 @@ __all__ = [
     "BackboneAdapter",
     "FourDSBackboneAdapter",
     "VideoMAEBackboneAdapter",
+    "MooGBackboneAdapter",
+    "RVMBackboneAdapter",
     "BACKBONE_ADAPTERS",
     "register_backbone_adapter",
     "backbone_adapter_class",

@@ -336,6 +336,8 @@ class ReadoutForDepthEstimation(ReadoutPreTrainedModel):
             queries = encoded.unsqueeze(0).expand(features.shape[0], -1, -1)
         logits = self.readout(features, queries)
         predicted = patches_to_video(logits, self.output_shape, self.config.decoding_patch_size)[..., 0]
+        # Depth in the data's units around its mean: an untrained head predicts the mean depth, not 0.
+        predicted = self.config.depth_mean + self.config.depth_std * predicted
         loss = None
         if depth is not None:
             _check_shape("depth", depth, predicted.shape, "(batch, frames, height, width)")

@@ -16,6 +16,8 @@ from rep4d.training.metrics import (  # noqa: E402
     average_clips,
     box_iou,
     compute_tapvid_metrics,
+    load_metric,
+    metric_module_path,
     mean_box_iou,
     pose_epe,
     top1_accuracy,
@@ -23,7 +25,7 @@ from rep4d.training.metrics import (  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TAPVID_FIXTURES = REPO / "tests" / "fixtures" / "metrics" / "tapvid"
-METRICS = REPO / "metrics"
+METRICS = REPO / "training" / "metric_modules"
 TAPVID_CASES = sorted(path.name for path in TAPVID_FIXTURES.iterdir() if path.is_dir())
 
 
@@ -100,7 +102,7 @@ def test_abs_rel_hand_computed_and_mask():
     assert abs_rel(predictions, references) == pytest.approx((0.5 + 0.5 + 0.25) / 3)
     mask = np.array([[True, False], [True, True]])
     assert abs_rel(predictions, references, mask) == pytest.approx((0.5 + 0.25) / 2)
-    module = evaluate.load(str(METRICS / "abs_rel"))
+    module = load_metric("abs_rel")
     assert module.compute(predictions=predictions, references=references)["abs_rel"] == pytest.approx(1.25 / 3)
     assert module.compute(predictions=predictions, references=references, valid_mask=mask)["abs_rel"] == pytest.approx(
         0.375
@@ -119,7 +121,7 @@ def test_box_iou_hand_computed():
     assert mean_box_iou(predictions, references) == pytest.approx(0.75)
     visible = np.array([[[True, True, False]]])
     assert mean_box_iou(predictions, references, visible) == pytest.approx(0.5)
-    module = evaluate.load(str(METRICS / "box_iou"))
+    module = load_metric("box_iou")
     assert module.compute(predictions=predictions, references=references)["mean_iou"] == pytest.approx(0.75)
     assert module.compute(predictions=predictions, references=references, visible=visible)[
         "mean_iou"
@@ -141,7 +143,7 @@ def test_pose_epe_hand_computed():
     assert pose_epe(rotation_z(np.pi / 2)[None], identity, cube_size=2.0) == pytest.approx(2.0)
     # A pure translation error of (3, 4, 0) moves every corner by 5.
     assert pose_epe(identity, identity, np.array([[3.0, 4, 0]]), np.zeros((1, 3))) == pytest.approx(5.0)
-    module = evaluate.load(str(METRICS / "pose_epe"))
+    module = load_metric("pose_epe")
     result = module.compute(predictions=[rotation_z(np.pi / 2), np.eye(3)], references=[np.eye(3), np.eye(3)])
     assert result["pose_epe"] == pytest.approx(0.5)
     with pytest.raises(ValueError, match="3, 3"):
@@ -154,9 +156,25 @@ def test_top1_and_multi_clip_averaging():
     averaged = average_clips(logits, 2)
     softmax = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
     np.testing.assert_allclose(averaged, [softmax[:2].mean(0), softmax[2:].mean(0)])
-    module = evaluate.load(str(METRICS / "top1"))
+    module = load_metric("top1")
     assert module.compute(predictions=logits, references=[0, 0, 1, 1])["top1_accuracy"] == pytest.approx(0.5)
     # Video 0: mean softmax favours class 0 (0.88+0.27 vs 0.12+0.73); video 1 favours class 1.
     assert module.compute(predictions=logits, references=[0, 0, 1, 1], num_clips=2)["top1_accuracy"] == 1.0
     with pytest.raises(ValueError, match="share their label"):
         module.compute(predictions=logits, references=[0, 1, 1, 1], num_clips=2)
+
+
+def test_metric_modules_live_in_the_installed_package():
+    import rep4d.training
+
+    package_dir = Path(rep4d.training.__file__).resolve().parent
+    for name in ("tapvid", "abs_rel", "box_iou", "pose_epe", "top1"):
+        assert metric_module_path(name) == package_dir / "metric_modules" / name
+        assert (metric_module_path(name) / f"{name}.py").is_file()
+    with pytest.raises(ValueError, match="unknown rep4d metric 'accuracy'"):
+        load_metric("accuracy")
+
+
+def test_setup_ships_metric_modules_as_package_data():
+    setup_source = (REPO / "setup.py").read_text()
+    assert '"metric_modules/*/*.py"' in setup_source

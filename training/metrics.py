@@ -1,7 +1,8 @@
 """Evaluation metrics of the 4D readout tasks, in plain numpy (``rep4d.training.metrics``).
 
-These functions hold the maths once; the local ``evaluate`` modules under ``metrics/`` (loaded by path with
-``evaluate.load("metrics/<name>")``) call them, and ``compute_metrics`` callbacks of the Trainer can call them
+These functions hold the maths once; the local ``evaluate`` modules shipped in the package under
+``rep4d/training/metric_modules/<name>/<name>.py`` (``load_metric(name)``, or ``evaluate.load`` of
+``metric_module_path(name)``; offline, and after a non-editable ``pip install .``) call them, and ``compute_metrics`` callbacks of the Trainer can call them
 directly.
 
 - :func:`compute_tapvid_metrics`: TAP-Vid point tracking (average Jaccard, occlusion accuracy, points within
@@ -14,6 +15,8 @@ directly.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
@@ -257,7 +260,35 @@ def top1_accuracy(predictions, references) -> float:
     return float(np.mean(predicted == references))
 
 
+METRIC_MODULES_DIR = Path(__file__).resolve().parent / "metric_modules"
+METRIC_NAMES = ("tapvid", "abs_rel", "box_iou", "pose_epe", "top1")
+
+
+def metric_module_path(name: str) -> Path:
+    """Folder of the local ``evaluate`` module ``name`` (inside the installed package)."""
+    if name not in METRIC_NAMES:
+        raise ValueError(f"unknown rep4d metric {name!r}; available: {', '.join(METRIC_NAMES)}")
+    path = METRIC_MODULES_DIR / name
+    if not (path / f"{name}.py").is_file():
+        raise FileNotFoundError(
+            f"the metric module {path / f'{name}.py'} is missing from the installed package; reinstall rep4d "
+            "(setup.py ships metric_modules/*/*.py as package_data)"
+        )
+    return path
+
+
+def load_metric(name: str, **kwargs):
+    """The ``evaluate`` module of a rep4d metric by name (``tapvid``, ``abs_rel``, ``box_iou``, ``pose_epe``,
+    ``top1``), loaded by path so it works offline; ``kwargs`` go to ``evaluate.load``."""
+    import evaluate
+
+    return evaluate.load(str(metric_module_path(name)), **kwargs)
+
+
 __all__ = [
+    "METRIC_NAMES",
+    "metric_module_path",
+    "load_metric",
     "TAPVID_THRESHOLDS",
     "compute_tapvid_metrics",
     "rescale_tracks",

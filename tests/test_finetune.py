@@ -1,0 +1,183 @@
+"""Trainer-based readout fine-tuning: a few steps through run_finetune (the `rep4d finetune` code path) for two
+tasks, saved models that reload, `rep4d evaluate` on the result, pictures, metrics/baselines and end-to-end LRs."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from rep4d.cli import main as cli_main
+from rep4d.modeling.modeling_readout import ReadoutForBoxTracking, ReadoutForPointTracking, load_readout
+from rep4d.processing.video_processing_base import read_video_pyav
+from rep4d.training.finetune import (
+    FinetuneConfig,
+    ReadoutTrainer,
+    beats_baseline,
+    random_backbone_config,
+    run_finetune,
+    task_metrics,
+    training_arguments,
+)
+
+TINY = dict(backbone="random:fourds-tiny", num_frames=4, image_size=[16, 16], max_steps=4, eval_steps=2,
+            batch_size=4, logging_steps=2, readout_num_params=16, readout_num_heads=2, report_to="none",
+            progress=False)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def points_run(tmp_path_factory):
+    output = tmp_path_factory.mktemp("points_run")
+    config = FinetuneConfig(task="points", data="synthetic:10,num_points=8", output_dir=str(output),
+                            save_pictures=1, **TINY)  # fmt: skip
+    return output, run_finetune(config)
+
+
+def test_points_finetune_saves_a_loadable_model_and_metrics(points_run):
+    output, results = points_run
+    assert (output / "model.safetensors").is_file() and not (output / "checkpoints").exists()
+    saved = json.loads((output / "metrics.json").read_text())
+    assert saved["task"] == "points" and saved["num_train_clips"] == 8 and saved["num_eval_clips"] == 2
+    for key in ("eval_average_jaccard", "eval_average_pts_within_thresh", "eval_baseline_average_pts_within_thresh"):
+        assert 0.0 <= saved["eval"][key] <= 1.0
+    assert saved["train"]["train_loss"] > 0 and saved["mode"] == "frozen"
+    assert any("eval_loss" in entry for entry in saved["log_history"])
+    model = load_readout(output)
+    assert isinstance(model, ReadoutForPointTracking) and model.config.freeze_backbone
+    again = ReadoutForPointTracking.from_pretrained(output)
+    for (name, a), (_, b) in zip(model.state_dict().items(), again.state_dict().items()):
+        torch.testing.assert_close(a, b, msg=name)
+
+
+def test_points_pictures_are_decodable(points_run):
+    output, results = points_run
+    videos = [path for path in results["pictures"] if path.endswith(".mp4")]
+    assert videos and all(path.startswith(str(output / "pictures")) for path in results["pictures"])
+    frames, _ = read_video_pyav(videos[0])
+    # 16 px frames are enlarged 16x to 256 px; truth and prediction side by side with a 2 px gap.
+    assert frames.shape == (4, 256, 2 * 256 + 2, 3) and frames.std() > 0
+    from PIL import Image
+
+    png = [path for path in results["pictures"] if path.endswith(".png")][0]
+    assert np.asarray(Image.open(png)).shape == (256, 514, 3)
+
+
+def test_evaluate_command_on_the_saved_points_model(points_run, tmp_path, capsys):
+    output, _ = points_run
+    report = tmp_path / "eval.json"
+    status = cli_main(["evaluate", "--model", str(output), "--data", "synthetic:3,seed=9,num_points=8",
+                       "--output", str(report), "--quiet", "--save-pictures", "1",
+                       "--pictures-dir", str(tmp_path / "pics")])  # fmt: skip
+    assert status == 0
+    result = json.loads(report.read_text())
+    assert result["task"] == "points" and result["num_clips"] == 3
+    assert 0.0 <= result["eval"]["eval_average_jaccard"] <= 1.0
+    assert json.loads(capsys.readouterr().out)["num_clips"] == 3
+    assert (tmp_path / "pics" / "clip_000_points.mp4").is_file()
+
+
+def test_boxes_finetune_through_the_cli(tmp_path, capsys):
+    from rep4d.training.synthetic import write_dataset
+
+    data = write_dataset(tmp_path / "synth", num_clips=6, num_frames=4, height=16, width=16, progress=False,
+                         num_objects=2, num_points=4)  # fmt: skip
+    output = tmp_path / "boxes"
+    status = cli_main(["finetune", "--task", "boxes", "--backbone", "random:fourds-tiny", "--data", str(data),
+                       "--output", str(output), "--max-steps", "3", "--eval-steps", "3", "--batch-size", "2",
+                       "--readout-width", "16", "--readout-heads", "2", "--report-to", "tensorboard",
+                       "--quiet", "--save-pictures", "1", "--keep-checkpoints"])  # fmt: skip
+    assert status == 0
+    assert "mean_iou" in capsys.readouterr().out
+    model = load_readout(output)
+    assert isinstance(model, ReadoutForBoxTracking)
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert 0.0 <= metrics["eval"]["eval_mean_iou"] <= 1.0
+    assert list((output / "checkpoints").rglob("events.out.tfevents*")), "TensorBoard logs are written"
+    frames, _ = read_video_pyav(output / "pictures" / "clip_000_boxes.mp4")
+    assert frames.shape[0] == 4
+
+
+def test_end_to_end_mode_scales_the_backbone_learning_rate(tmp_path):
+    config = FinetuneConfig(task="pose", data="synthetic:4", output_dir=str(tmp_path), end_to_end=True,
+                            **{**TINY, "learning_rate": 2e-3})  # fmt: skip
+    from rep4d.training.finetune import build_readout
+
+    model = build_readout(config, 4, [16, 16])
+    assert not model.config.freeze_backbone
+    args = training_arguments(config, str(tmp_path), 2, eval_strategy="no", save_strategy="no",
+                              load_best_model_at_end=False)
+    trainer = ReadoutTrainer(model=model, args=args)
+    optimizer = trainer.create_optimizer()
+    rates = {group["name"]: group["lr"] for group in optimizer.param_groups}
+    assert rates["readout_decay"] == pytest.approx(2e-3)
+    assert rates["backbone_decay"] == pytest.approx(2e-3 * 0.003)
+
+
+def test_random_backbone_presets_and_errors():
+    config = random_backbone_config("random:fourds-mini", 8, [32, 32])
+    assert config.hidden_size == 64 and config.tubelet_size == [2, 8, 8] and config.image_size == [32, 32]
+    videomae = random_backbone_config("random:videomae-tiny", 4, [16, 16])
+    assert videomae.model_type == "videomae" and videomae.patch_size == 8
+    with pytest.raises(ValueError, match="unknown random backbone"):
+        random_backbone_config("random:resnet-50", 8, [32, 32])
+
+
+def test_task_metrics_and_baselines_by_hand():
+    boxes = np.tile(np.array([0.1, 0.1, 0.5, 0.5]), (1, 1, 3, 1))
+    boxes[0, 0, 1:] += 0.2  # the box moves after frame 0: "boxes stay put" has IoU (0.2*0.2)/(0.32-0.04)
+    visible = np.ones((1, 1, 3), bool)
+    scores = task_metrics("boxes", (boxes,), (boxes, visible), (16, 16))
+    assert scores["mean_iou"] == pytest.approx(1.0)
+    assert scores["baseline_mean_iou"] == pytest.approx(0.04 / 0.28)
+    assert beats_baseline("boxes", scores, prefix="")
+    logits = np.array([[2.0, 0, 0], [0, 2.0, 0], [0, 0, 2.0], [2.0, 0, 0]])
+    scores = task_metrics("classification", (logits,), (np.array([0, 1, 1, 0]),), (16, 16), num_labels=3)
+    assert scores["top1_accuracy"] == 0.75 and scores["baseline_chance_accuracy"] == pytest.approx(1 / 3)
+    assert scores["baseline_majority_accuracy"] == 0.5
+    rotation = np.eye(3)[None]
+    scores = task_metrics("pose", (rotation, rotation), (rotation,), (16, 16))
+    assert scores["pose_epe"] == 0.0 and scores["baseline_pose_epe"] == 0.0
+    depth = np.full((1, 2, 4, 4), 2.0)
+    scores = task_metrics("depth", (depth * 1.5,), (depth,), (4, 4), train_depth_mean=3.0)
+    assert scores["abs_rel"] == pytest.approx(0.5) and scores["baseline_abs_rel"] == pytest.approx(0.5)
+
+
+def _moog_tiny():
+    from test_moog import tiny_config
+
+    return tiny_config()
+
+
+def _rvm_tiny():
+    from test_rvm import tiny_config
+
+    return tiny_config(image_size=[16, 16])
+
+
+@pytest.mark.parametrize("backbone", ["moog", "rvm"])
+def test_moog_and_rvm_backbones_feed_every_readout_layout(backbone):
+    from rep4d.configuration.configuration_readout import ReadoutConfig
+    from rep4d.modeling.modeling_readout import ReadoutForPointTracking, ReadoutForVideoClassification
+
+    backbone_config = _moog_tiny() if backbone == "moog" else _rvm_tiny()
+    settings = dict(backbone_config=backbone_config, readout_num_params=16, readout_num_heads=2,
+                    num_fourier_bands=2, num_frames=4, image_size=[16, 16])  # fmt: skip
+    video = torch.rand(2, 4, 3, 16, 16)
+    model = ReadoutForVideoClassification(ReadoutConfig(task="classification", num_labels=3, **settings))
+    features = model.extract_features(video)
+    if backbone == "moog":
+        # MooG: the corrected states (B, T, K, D), the same on every call (seeded initial noise).
+        expected = model.backbone.model(video, generator=torch.Generator().manual_seed(0)).corrected_states
+        assert features.shape == (2, 4, backbone_config.num_tokens, backbone_config.token_size)
+    else:
+        # RVM: the recurrent states without the CLS token, (B, T, N, D).
+        expected = model.backbone.model(video).last_hidden_state[:, :, 1:]
+        assert features.shape == (2, 4, 4, backbone_config.hidden_size)
+    torch.testing.assert_close(features, expected)
+    torch.testing.assert_close(model.extract_features(video), features)
+    loss = model(pixel_values=video, labels=torch.tensor([0, 2])).loss
+    loss.backward()
+    assert torch.isfinite(loss)
+    points = ReadoutForPointTracking(ReadoutConfig(task="points", **settings))
+    out = points(features=features, query_points=torch.tensor([[[0.0, 4.0, 4.0]], [[1.0, 8.0, 2.0]]]))
+    assert out.tracks.shape == (2, 1, 4, 2)
