@@ -1,5 +1,6 @@
 """Models (``rep4d.modeling``): one ``modeling_<method>.py`` and ``convert_<method>.py`` per method."""
 
+from .backbone_adapters import BackboneAdapter, register_backbone_adapter
 from .modeling_fourds import (
     FourDSDepthEstimatorOutput,
     FourDSForDepthEstimation,
@@ -8,21 +9,7 @@ from .modeling_fourds import (
     FourDSModelOutput,
     FourDSPreTrainedModel,
 )
-
-__all__ = [
-    "FourDSModel",
-    "FourDSForDepthEstimation",
-    "FourDSForPreTraining",
-    "FourDSPreTrainedModel",
-    "FourDSModelOutput",
-    "FourDSDepthEstimatorOutput",
-]
-
-from .backbone_adapters import (  # noqa: E402
-    BackboneAdapter,
-    register_backbone_adapter,
-)
-from .modeling_readout import (  # noqa: E402
+from .modeling_readout import (
     ReadoutForBoxTracking,
     ReadoutForCameraPose,
     ReadoutForDepthEstimation,
@@ -33,8 +20,21 @@ from .modeling_readout import (  # noqa: E402
     readout_class_for_task,
     readout_parameter_groups,
 )
+from .modeling_rvm import (
+    RVMForMaskedReconstruction,
+    RVMMaskedReconstructionOutput,
+    RVMModel,
+    RVMModelOutput,
+    RVMPreTrainedModel,
+)
 
-__all__ += [
+__all__ = [
+    "FourDSModel",
+    "FourDSForDepthEstimation",
+    "FourDSForPreTraining",
+    "FourDSPreTrainedModel",
+    "FourDSModelOutput",
+    "FourDSDepthEstimatorOutput",
     "BackboneAdapter",
     "register_backbone_adapter",
     "ReadoutPreTrainedModel",
@@ -46,4 +46,9 @@ __all__ += [
     "load_readout",
     "readout_class_for_task",
     "readout_parameter_groups",
+    "RVMModel",
+    "RVMForMaskedReconstruction",
+    "RVMPreTrainedModel",
+    "RVMModelOutput",
+    "RVMMaskedReconstructionOutput",
 ]

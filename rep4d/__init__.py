@@ -7,24 +7,33 @@ checkpoint converter and parity runner with the ``rep4d`` command line.
 __version__ = "0.1.0"
 
 from rep4d import auto as _auto  # noqa: E402
-from rep4d.configuration import FourDSConfig, ReadoutConfig  # noqa: E402
+from rep4d.configuration import FourDSConfig, ReadoutConfig, RVMConfig  # noqa: E402
 from rep4d.modeling import (  # noqa: E402
     FourDSForDepthEstimation,
+    FourDSForPreTraining,
     FourDSModel,
     ReadoutForBoxTracking,
     ReadoutForCameraPose,
     ReadoutForDepthEstimation,
     ReadoutForPointTracking,
     ReadoutForVideoClassification,
+    RVMForMaskedReconstruction,
+    RVMModel,
     load_readout,
 )
-from rep4d.modeling import convert_fourds as _convert_fourds  # noqa: E402,F401
-from rep4d.processing import FourDSVideoProcessor  # noqa: E402
+from rep4d.modeling import convert_fourds as _convert_fourds  # noqa: E402,F401  (registers converter + parity)
+from rep4d.modeling import convert_rvm as _convert_rvm  # noqa: E402,F401
+from rep4d.processing import FourDSVideoProcessor, RVMVideoProcessor  # noqa: E402
 
 _auto.register_all()
 
-__all__ = ["FourDSConfig", "FourDSModel", "FourDSForDepthEstimation", "FourDSVideoProcessor", "__version__"]
-__all__ += [
+__all__ = [
+    "__version__",
+    "FourDSConfig",
+    "FourDSModel",
+    "FourDSForDepthEstimation",
+    "FourDSForPreTraining",
+    "FourDSVideoProcessor",
     "ReadoutConfig",
     "ReadoutForDepthEstimation",
     "ReadoutForPointTracking",
@@ -32,4 +41,8 @@ __all__ += [
     "ReadoutForCameraPose",
     "ReadoutForVideoClassification",
     "load_readout",
+    "RVMConfig",
+    "RVMModel",
+    "RVMForMaskedReconstruction",
+    "RVMVideoProcessor",
 ]

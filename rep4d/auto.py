@@ -6,21 +6,29 @@ from transformers import (
     AutoConfig,
     AutoModel,
     AutoModelForDepthEstimation,
+    AutoModelForPreTraining,
     AutoModelForVideoClassification,
     AutoVideoProcessor,
 )
 
 from rep4d.configuration.configuration_fourds import FourDSConfig
 from rep4d.configuration.configuration_readout import ReadoutConfig
-from rep4d.modeling.modeling_fourds import FourDSForDepthEstimation, FourDSModel
+from rep4d.configuration.configuration_rvm import RVMConfig
+from rep4d.modeling.modeling_fourds import FourDSForDepthEstimation, FourDSForPreTraining, FourDSModel
 from rep4d.modeling.modeling_readout import ReadoutForDepthEstimation, ReadoutForVideoClassification
+from rep4d.modeling.modeling_rvm import RVMForMaskedReconstruction, RVMModel
 from rep4d.processing.video_processing_fourds import FourDSVideoProcessor
+from rep4d.processing.video_processing_rvm import RVMVideoProcessor
 
 # (config class, {auto class: model class}, video processor class)
 REGISTRY = [
     (
         FourDSConfig,
-        {AutoModel: FourDSModel, AutoModelForDepthEstimation: FourDSForDepthEstimation},
+        {
+            AutoModel: FourDSModel,
+            AutoModelForDepthEstimation: FourDSForDepthEstimation,
+            AutoModelForPreTraining: FourDSForPreTraining,
+        },
         FourDSVideoProcessor,
     ),
     # One config class serves every readout task; other tasks load with rep4d.modeling.load_readout(path).
@@ -32,6 +40,7 @@ REGISTRY = [
         },
         None,
     ),
+    (RVMConfig, {AutoModel: RVMModel, AutoModelForPreTraining: RVMForMaskedReconstruction}, RVMVideoProcessor),
 ]
 
 
