@@ -74,12 +74,7 @@ FOURDS_TEACHER_PRESETS = {
 def fourds_config(preset: str, overrides: dict, table: dict = FOURDS_TRAIN_PRESETS):
     from rep4d.configuration.configuration_fourds import FourDSConfig
 
-    if preset in table:
-        return FourDSConfig(**{**table[preset], **overrides})
-    try:
-        return FourDSConfig.from_preset(preset, **overrides)
-    except ValueError as error:
-        raise ValueError(f"{error}; training presets: {', '.join(table)}") from None
+    return config_from_table(FourDSConfig, table, preset, overrides)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -144,25 +139,87 @@ def _class_available(module_name: str, class_name: str) -> Callable[[], bool]:
     return available
 
 
-def _generic_builder(module_name, model_class_name, config_module, config_class_name, presets_name):
-    """Builder for a model class with a ``Config.from_preset`` and training presets in ``presets_name``."""
-
-    def build(args):
-        import importlib
-
-        model_class = getattr(importlib.import_module(module_name), model_class_name)
-        config_class = getattr(importlib.import_module(config_module), config_class_name)
-        table = METHOD_PRESETS.get(presets_name, {})
-        if args.model_preset in table:
-            config = config_class(**{**table[args.model_preset], **args.config_overrides})
-        else:
-            config = config_class.from_preset(args.model_preset, **args.config_overrides)
-        return _load_or_init(model_class, config, args)
-
-    return build
+RVM_TRAIN_PRESETS = {
+    # 32x32 frames, 4x4 patches: 64 patches per frame, 3 visible at 95% masking; about 0.5M parameters.
+    "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256, patch_size=4,
+                 image_size=[32, 32], base_token_shape=[8, 8], rnn_num_layers=1, rnn_num_attention_heads=4,
+                 rnn_intermediate_size=256, decoder_hidden_size=64, decoder_num_layers=2,
+                 decoder_num_attention_heads=4, decoder_intermediate_size=256),
+    "small": dict(hidden_size=192, num_hidden_layers=4, num_attention_heads=3, intermediate_size=768, patch_size=8,
+                  image_size=[64, 64], base_token_shape=[8, 8], rnn_num_layers=2, rnn_num_attention_heads=3,
+                  rnn_intermediate_size=768, decoder_hidden_size=128, decoder_num_layers=2,
+                  decoder_num_attention_heads=4, decoder_intermediate_size=512),
+}
 
 
-METHOD_PRESETS: dict[str, dict] = {}
+def config_from_table(config_class, table: dict, preset: str, overrides: dict):
+    if preset in table:
+        return config_class(**{**table[preset], **overrides})
+    try:
+        return config_class.from_preset(preset, **overrides)
+    except ValueError as error:
+        raise ValueError(f"{error}; training presets: {', '.join(table)}") from None
+
+
+class RVMPretrainingObjective(nn.Module):
+    """RVM asymmetric masked reconstruction on one clip of ``source + target`` (or more) frames.
+
+    The first ``num_source_frames`` frames are the unmasked sources (encoder + recurrent core); ``num_target_frames``
+    target frames are drawn (with the step's generator, the same for the batch, sorted) among the later frames of the
+    clip, 95%-masked, and reconstructed by the decoder with their temporal delta = offset from the first source frame
+    (the demo's convention: sources 0-3, targets 4-7, deltas 4-7). Loss: L2 on the masked patches of the targets, raw
+    [0, 1] pixels (``masked_patch_loss`` of the model). A clip longer than ``source + target`` gives random gaps.
+    """
+
+    def __init__(self, model: nn.Module, num_source_frames: int, num_target_frames: int, clip_frames: int | None):
+        super().__init__()
+        clip_frames = clip_frames or num_source_frames + num_target_frames
+        if num_source_frames < 1 or num_target_frames < 1:
+            raise ValueError("RVM needs at least one source and one target frame")
+        if clip_frames < num_source_frames + num_target_frames:
+            raise ValueError(f"a clip of {clip_frames} frames cannot hold {num_source_frames} source and "
+                             f"{num_target_frames} target frames")
+        if clip_frames - 1 >= model.config.num_delta_classes:
+            raise ValueError(f"clip of {clip_frames} frames: deltas up to {clip_frames - 1} exceed the "
+                             f"{model.config.num_delta_classes} delta classes")
+        self.model, self.config = model, model.config
+        self.num_source_frames, self.num_target_frames = num_source_frames, num_target_frames
+        self.clip_shape = (clip_frames, *model.config.image_size)
+        self._no_split_modules = model._no_split_modules
+
+    def gradient_checkpointing_enable(self, **kwargs) -> None:
+        self.model.gradient_checkpointing_enable(**kwargs)
+
+    def forward(self, pixel_values: torch.Tensor, generator: torch.Generator | None = None, **kwargs):
+        batch, frames = pixel_values.shape[:2]
+        source = self.num_source_frames
+        candidates = frames - source
+        order = torch.randperm(candidates, generator=generator, device=generator.device if generator else "cpu")
+        target_index = (order[: self.num_target_frames].sort().values + source).to(pixel_values.device)
+        deltas = target_index[None].expand(batch, -1)
+        return self.model(pixel_values=pixel_values[:, :source], target_pixel_values=pixel_values[:, target_index],
+                          target_deltas=deltas, generator=generator, **kwargs)
+
+
+def build_rvm(args):
+    from rep4d.configuration.configuration_rvm import RVMConfig
+    from rep4d.modeling.modeling_rvm import RVMForMaskedReconstruction
+
+    config = config_from_table(RVMConfig, RVM_TRAIN_PRESETS, args.model_preset, args.config_overrides)
+    model = _load_or_init(RVMForMaskedReconstruction, config, args)
+    return RVMPretrainingObjective(model, args.rvm_source_frames, args.rvm_target_frames, args.clip_frames)
+
+
+MOOG_TRAIN_PRESETS: dict[str, dict] = {}
+
+
+def build_moog(args):
+    from rep4d.configuration.configuration_moog import MooGConfig
+    from rep4d.modeling.modeling_moog import MooGForNextFramePrediction
+
+    config = config_from_table(MooGConfig, MOOG_TRAIN_PRESETS, args.model_preset, args.config_overrides)
+    return _load_or_init(MooGForNextFramePrediction, config, args)
+
 
 METHODS: dict[str, Method] = {
     "4ds": Method("4ds", "4DS SimpleMAE: 95% tubelet masking, decoding tokens in the last blocks, L2 on all patches",
@@ -170,18 +227,18 @@ METHODS: dict[str, Method] = {
     "distill": Method("distill", "4DS distillation: student matches two teacher layers (linear adapters, L1)",
                       build_distill, saved_model=lambda module: module.student, save_prefix="student."),
     "moog": Method("moog", "MooG next-frame prediction (8-frame unroll, decoding at subsampling 8, random offset)",
-                   _generic_builder("rep4d.modeling.modeling_moog", "MooGForNextFramePrediction",
-                                    "rep4d.configuration.configuration_moog", "MooGConfig", "moog"),
+                   build_moog,
                    available=_class_available("rep4d.modeling.modeling_moog", "MooGForNextFramePrediction")),
     "rvm": Method("rvm", "RVM asymmetric masked reconstruction (recurrent source frames, 95%-masked targets)",
-                  _generic_builder("rep4d.modeling.modeling_rvm", "RVMForMaskedReconstruction",
-                                   "rep4d.configuration.configuration_rvm", "RVMConfig", "rvm"),
+                  build_rvm, saved_model=lambda module: module.model, save_prefix="model.",
                   available=_class_available("rep4d.modeling.modeling_rvm", "RVMForMaskedReconstruction")),
 }
 
 
 def clip_geometry(model: nn.Module) -> tuple[int, int, int]:
-    """(frames, height, width) of the training clips, from the module's config."""
+    """(frames, height, width) of the training clips: ``model.clip_shape``, or the config's num_frames/image_size."""
+    if getattr(model, "clip_shape", None) is not None:
+        return tuple(int(v) for v in model.clip_shape)
     config = model.config
     image_size = getattr(config, "image_size", None)
     if image_size is None:
@@ -299,6 +356,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                        help="distill without --teacher: randomly initialised teacher preset (tests only)")
     model.add_argument("--distill-layers", type=float, nargs="+", default=[0.5, 1.0],
                        help="distill: relative depths of the matched layers (default 0.5 1.0)")
+    model.add_argument("--rvm-source-frames", type=int, default=4, help="rvm: unmasked source frames (default 4)")
+    model.add_argument("--rvm-target-frames", type=int, default=4, help="rvm: masked target frames (default 4)")
+    model.add_argument("--clip-frames", type=int, default=None,
+                       help="rvm: frames per clip (default source + target; longer clips give random gaps)")
     model.add_argument("--gradient-checkpointing", action="store_true", help="recompute activations in backward")
     model.add_argument("--attn-implementation", default=None, choices=["eager", "sdpa", "flash_attention_2"],
                        help="attention kernel (default: the model's default)")
@@ -694,10 +755,17 @@ def save_final(accelerator, model, method: Method, final_dir: Path, args) -> Pat
 
 
 def video_processor_for(config):
-    if getattr(config, "model_type", None) == "fourds":
+    """The video processor matching a saved model, when its method has one."""
+    model_type = getattr(config, "model_type", None)
+    if model_type == "fourds":
         from rep4d.processing.video_processing_fourds import FourDSVideoProcessor
 
         return FourDSVideoProcessor.for_config(config)
+    if model_type == "rvm":
+        from rep4d.processing.video_processing_rvm import RVMVideoProcessor
+
+        if hasattr(RVMVideoProcessor, "for_config"):
+            return RVMVideoProcessor.for_config(config)
     return None
 
 
