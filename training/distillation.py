@@ -81,8 +81,9 @@ class FourDSDistillationModel(nn.Module):
         self.teacher.eval()  # frozen: no dropout/batch statistics of the teacher ever change
         return self
 
-    def gradient_checkpointing_enable(self, **kwargs) -> None:
-        self.student.gradient_checkpointing_enable(**kwargs)
+    def gradient_checkpointing_enable(self) -> None:
+        enable = getattr(self.student, "activation_checkpointing_enable", None)
+        (enable or self.student.gradient_checkpointing_enable)()
 
     def forward(self, pixel_values: torch.Tensor, generator: torch.Generator | None = None, **kwargs):
         r"""

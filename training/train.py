@@ -187,8 +187,8 @@ class RVMPretrainingObjective(nn.Module):
         self.clip_shape = (clip_frames, *model.config.image_size)
         self._no_split_modules = model._no_split_modules
 
-    def gradient_checkpointing_enable(self, **kwargs) -> None:
-        self.model.gradient_checkpointing_enable(**kwargs)
+    def gradient_checkpointing_enable(self) -> None:
+        enable_checkpointing(self.model)
 
     def forward(self, pixel_values: torch.Tensor, generator: torch.Generator | None = None, **kwargs):
         batch, frames = pixel_values.shape[:2]
@@ -581,6 +581,15 @@ def _reset_accelerate_singletons() -> None:
     GradientState._reset_state()
 
 
+def enable_checkpointing(module: nn.Module) -> None:
+    """Activation (gradient) checkpointing, with the transformers 5 name when the module has it."""
+    enable = getattr(module, "activation_checkpointing_enable", None) or getattr(
+        module, "gradient_checkpointing_enable", None)
+    if enable is None:
+        raise ValueError(f"{type(module).__name__} does not support gradient checkpointing")
+    enable()
+
+
 def resolve_mixed_precision(choice: str) -> str:
     if choice != "auto":
         return choice
@@ -617,9 +626,7 @@ def train(args: argparse.Namespace) -> TrainResult:
     if args.attn_implementation and hasattr(model, "set_attn_implementation"):
         model.set_attn_implementation(args.attn_implementation)
     if args.gradient_checkpointing:
-        if not hasattr(model, "gradient_checkpointing_enable"):
-            raise ValueError(f"{type(model).__name__} does not support gradient checkpointing")
-        model.gradient_checkpointing_enable()
+        enable_checkpointing(model)
     frames, height, width = clip_geometry(model)
     dataset = build_dataset(args, frames, height, width)
     per_device_batch = args.batch_size // (accelerator.num_processes * args.gradient_accumulation_steps)
