@@ -12,12 +12,15 @@ from transformers import (
 )
 
 from rep4d.configuration.configuration_fourds import FourDSConfig
+from rep4d.configuration.configuration_moog import MooGConfig
 from rep4d.configuration.configuration_readout import ReadoutConfig
 from rep4d.configuration.configuration_rvm import RVMConfig
 from rep4d.modeling.modeling_fourds import FourDSForDepthEstimation, FourDSForPreTraining, FourDSModel
+from rep4d.modeling.modeling_moog import MooGForNextFramePrediction, MooGModel
 from rep4d.modeling.modeling_readout import ReadoutForDepthEstimation, ReadoutForVideoClassification
 from rep4d.modeling.modeling_rvm import RVMForMaskedReconstruction, RVMModel
 from rep4d.processing.video_processing_fourds import FourDSVideoProcessor
+from rep4d.processing.video_processing_moog import MooGVideoProcessor
 from rep4d.processing.video_processing_rvm import RVMVideoProcessor
 
 # (config class, {auto class: model class}, video processor class)
@@ -40,6 +43,7 @@ REGISTRY = [
         },
         None,
     ),
+    (MooGConfig, {AutoModel: MooGModel, AutoModelForPreTraining: MooGForNextFramePrediction}, MooGVideoProcessor),
     (RVMConfig, {AutoModel: RVMModel, AutoModelForPreTraining: RVMForMaskedReconstruction}, RVMVideoProcessor),
 ]
 
