@@ -239,3 +239,14 @@ def test_schedule_and_weight_decay_groups():
     assert all(names[id(p)].endswith("weight") for p in decay["params"])
     assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
     assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+
+
+def test_moog_trains_and_saves(tmp_path):
+    from transformers import AutoModel
+
+    from rep4d.modeling.modeling_moog import MooGModel
+
+    result = run(tmp_path, "moog", "--method", "moog", "--max-steps", "3", "--batch-size", "2", "--warmup-steps", "1")
+    assert len(result.losses) == 3 and all(math.isfinite(x) for x in result.losses)
+    model = AutoModel.from_pretrained(result.final_dir)
+    assert isinstance(model, MooGModel) and model.config.num_frames == 8 and model.config.train_subsample_factor == 8

@@ -210,7 +210,23 @@ def build_rvm(args):
     return RVMPretrainingObjective(model, args.rvm_source_frames, args.rvm_target_frames, args.clip_frames)
 
 
-MOOG_TRAIN_PRESETS: dict[str, dict] = {}
+_MOOG_TRAINING_CODE = dict(posenc_mode="project_add", encoder_output_size=None, state_norm_position="end")
+MOOG_TRAIN_PRESETS: dict[str, dict] = {
+    # 8 frames of 32x32 (the paper's 8-frame unroll), CNN strides 1,1,1,2,1,2 -> 8x8 encoder tokens, 16 state tokens;
+    # decoding at subsampling 8 with a random offset (train_subsample_factor); about 0.4M parameters.
+    "tiny": dict(_MOOG_TRAINING_CODE, image_size=[32, 32], num_frames=8, conv_features=[16, 32, 32, 64, 64, 64],
+                 conv_strides=[1, 1, 1, 2, 1, 2], enc_fourier_bases=8, encoder_hidden_size=64, num_tokens=16,
+                 token_size=64, predictor_qkv_size=64, predictor_num_heads=2, predictor_mlp_size=128,
+                 predictor_num_layers=1, corrector_qkv_size=64, corrector_num_heads=2, corrector_mlp_size=128,
+                 corrector_num_layers=1, decoder_qkv_size=32, decoder_num_heads=2, decoder_mlp_size=128,
+                 decoder_num_layers=2, dec_fourier_bases=8, train_subsample_factor=8),
+    "small": dict(_MOOG_TRAINING_CODE, image_size=[64, 64], num_frames=8, conv_features=[32, 64, 64, 128, 128, 128],
+                  conv_strides=[1, 1, 1, 2, 1, 2], enc_fourier_bases=10, encoder_hidden_size=128, num_tokens=64,
+                  token_size=128, predictor_qkv_size=128, predictor_num_heads=4, predictor_mlp_size=512,
+                  predictor_num_layers=2, corrector_qkv_size=128, corrector_num_heads=4, corrector_mlp_size=512,
+                  corrector_num_layers=1, decoder_qkv_size=64, decoder_num_heads=2, decoder_mlp_size=512,
+                  decoder_num_layers=3, dec_fourier_bases=12, train_subsample_factor=8),
+}
 
 
 def build_moog(args):
@@ -763,16 +779,11 @@ def save_final(accelerator, model, method: Method, final_dir: Path, args) -> Pat
 
 def video_processor_for(config):
     """The video processor matching a saved model, when its method has one."""
-    model_type = getattr(config, "model_type", None)
-    if model_type == "fourds":
-        from rep4d.processing.video_processing_fourds import FourDSVideoProcessor
+    from rep4d.auto import REGISTRY
 
-        return FourDSVideoProcessor.for_config(config)
-    if model_type == "rvm":
-        from rep4d.processing.video_processing_rvm import RVMVideoProcessor
-
-        if hasattr(RVMVideoProcessor, "for_config"):
-            return RVMVideoProcessor.for_config(config)
+    for config_class, _, processor_class in REGISTRY:
+        if isinstance(config, config_class) and processor_class is not None and hasattr(processor_class, "for_config"):
+            return processor_class.for_config(config)
     return None
 
 
