@@ -28,15 +28,15 @@ for method in "${METHODS[@]}"; do
     distill)
         $PYTHON -m rep4d.training.train --method distill "${COMMON[@]}" --output "$RUNS/distill" \
             --teacher "$ZOO/4ds-tiny" --config hidden_size=48 --config num_attention_heads=3 \
-            --config intermediate_size=192 --batch-size 8 --max-steps 200 --learning-rate 2e-3 --warmup-steps 20
+            --config intermediate_size=192 --batch-size 8 --max-steps 150 --learning-rate 2e-3 --warmup-steps 15
         publish distill 4ds-tiny-dist ;;
     rvm)
         $PYTHON -m rep4d.training.train --method rvm "${COMMON[@]}" --output "$RUNS/rvm" \
-            --batch-size 8 --max-steps 150 --learning-rate 2e-3 --warmup-steps 15
+            --batch-size 8 --max-steps 100 --learning-rate 2e-3 --warmup-steps 10
         publish rvm rvm-tiny ;;
     moog)
         $PYTHON -m rep4d.training.train --method moog "${COMMON[@]}" --output "$RUNS/moog" \
-            --batch-size 4 --max-steps 80 --learning-rate 2e-3 --warmup-steps 10
+            --batch-size 4 --max-steps 50 --learning-rate 2e-3 --warmup-steps 5
         publish moog moog-tiny ;;
     *) echo "unknown method $method (4ds, distill, rvm, moog)" >&2; exit 2 ;;
     esac

@@ -707,7 +707,9 @@ def train(args: argparse.Namespace) -> TrainResult:
                 window_loss += loss.detach().float()
                 micro_step += 1
                 if accelerator.sync_gradients and args.max_grad_norm > 0:
-                    last_grad_norm = float(accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm))
+                    norm = accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                    # DeepSpeed clips inside its engine (gradient_clipping in the JSON) and returns None here.
+                    last_grad_norm = float(norm) if norm is not None else float("nan")
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
             if not accelerator.sync_gradients:
