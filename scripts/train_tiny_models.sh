@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Train the tiny embedded models (one per method) on synthetic clips rendered in memory, on a CPU, and store their
+# save_pretrained folders (safetensors, config, video processor) in model_zoo/<name>/. Each run takes a few minutes
+# on 2 CPU cores. The distilled student learns from the tiny 4DS model trained first.
+#   bash scripts/train_tiny_models.sh            # all four
+#   bash scripts/train_tiny_models.sh 4ds rvm    # some of them
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-.venv/bin/python}
+RUNS=${RUNS:-runs/tiny}
+ZOO=model_zoo
+COMMON=(--data synthetic --synthetic-clips 64 --model-preset tiny --seed 0 --log-steps 10 --report-to none --quiet)
+METHODS=("$@")
+[ ${#METHODS[@]} -eq 0 ] && METHODS=(4ds distill rvm moog)
+
+publish() {  # copy the final folder without training_args.json (it names local paths)
+    rm -rf "$ZOO/$2"; mkdir -p "$ZOO/$2"
+    cp "$RUNS/$1/final/"{config.json,model.safetensors,video_preprocessor_config.json} "$ZOO/$2/"
+    cp "$RUNS/$1/metrics.csv" "$ZOO/$2/training_metrics.csv"
+}
+
+for method in "${METHODS[@]}"; do
+    case "$method" in
+    4ds)
+        $PYTHON -m rep4d.training.train --method 4ds "${COMMON[@]}" --output "$RUNS/4ds" \
+            --batch-size 8 --max-steps 300 --learning-rate 2e-3 --warmup-steps 20
+        publish 4ds 4ds-tiny ;;
+    distill)
+        $PYTHON -m rep4d.training.train --method distill "${COMMON[@]}" --output "$RUNS/distill" \
+            --teacher "$ZOO/4ds-tiny" --config hidden_size=48 --config num_attention_heads=3 \
+            --config intermediate_size=192 --batch-size 8 --max-steps 150 --learning-rate 2e-3 --warmup-steps 15
+        publish distill 4ds-tiny-dist ;;
+    rvm)
+        $PYTHON -m rep4d.training.train --method rvm "${COMMON[@]}" --output "$RUNS/rvm" \
+            --batch-size 8 --max-steps 100 --learning-rate 2e-3 --warmup-steps 10
+        publish rvm rvm-tiny ;;
+    moog)
+        $PYTHON -m rep4d.training.train --method moog "${COMMON[@]}" --output "$RUNS/moog" \
+            --batch-size 4 --max-steps 50 --learning-rate 2e-3 --warmup-steps 5
+        publish moog moog-tiny ;;
+    *) echo "unknown method $method (4ds, distill, rvm, moog)" >&2; exit 2 ;;
+    esac
+done
+du -sh "$ZOO"/*
