@@ -17,8 +17,8 @@ from rep4d.training.metrics import (  # noqa: E402
     box_iou,
     compute_tapvid_metrics,
     load_metric,
-    metric_module_path,
     mean_box_iou,
+    metric_module_path,
     pose_epe,
     top1_accuracy,
 )
