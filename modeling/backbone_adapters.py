@@ -100,7 +100,7 @@ class FourDSBackboneAdapter(BackboneAdapter):
 
     def extract(self, pixel_values: torch.Tensor, feature_layer: int | None = None) -> torch.Tensor:
         if feature_layer is None:
-            features = self.model(pixel_values).readout_features
+            features = self.model(pixel_values, readout_only=True).readout_features
         else:
             outputs = self.model(pixel_values, output_hidden_states=True)
             grid = self.model.embeddings.token_grid(pixel_values, self.model.config.interpolate_pos_encoding)

@@ -230,6 +230,7 @@ class FourDSModel(FourDSPreTrainedModel):
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         interpolate_pos_encoding: bool | None = None,
+        readout_only: bool = False,
         **kwargs,
     ) -> FourDSModelOutput:
         r"""
@@ -237,6 +238,9 @@ class FourDSModel(FourDSPreTrainedModel):
             pixel_values: (B, T, C, H, W) float video in [0, 1] (no mean/std normalisation), as the reference expects.
             interpolate_pos_encoding: resample the position embedding for a grid other than the trained one
                 (defaults to ``config.interpolate_pos_encoding``).
+            readout_only: stop after the block that ``readout_features`` read (the reference never uses the blocks
+                above it; for the B models that skips 2 of 12 blocks). ``last_hidden_state`` is then that block's
+                output and ``hidden_states`` end there.
         """
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
@@ -250,7 +254,10 @@ class FourDSModel(FourDSPreTrainedModel):
         all_hidden_states = [hidden_states]
         all_attentions = []
         readout_source = hidden_states if self.readout_hidden_state_index == 0 else None
-        for index, layer in enumerate(self.encoder.layers, start=1):
+        layers = self.encoder.layers
+        if readout_only:
+            layers = layers[: self.readout_hidden_state_index]
+        for index, layer in enumerate(layers, start=1):
             hidden_states, weights = layer(hidden_states, **kwargs)
             if output_hidden_states:
                 all_hidden_states.append(hidden_states)
@@ -323,7 +330,11 @@ class FourDSForDepthEstimation(FourDSPreTrainedModel):
             valid_mask: optional (B, T, H, W) boolean mask of pixels with ground truth (default: finite labels > 0).
         """
         outputs = self.fourds(
-            pixel_values, output_hidden_states=output_hidden_states, output_attentions=output_attentions, **kwargs
+            pixel_values,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            readout_only=True,
+            **kwargs,
         )
         logits = self.readout(outputs.readout_features)
         depth = patches_to_video(logits, self.output_shape, self.config.readout_decoding_patch_size)[..., 0]

@@ -235,3 +235,12 @@ def test_pretrained_backbone_loads_into_the_plain_model(tmp_path):
     model.save_pretrained(tmp_path)
     backbone = FourDSModel.from_pretrained(tmp_path)
     torch.testing.assert_close(backbone.embeddings.position_embeddings, model.fourds.embeddings.position_embeddings)
+
+
+def test_readout_only_skips_unused_blocks_without_changing_readout_features():
+    model = FourDSModel(tiny_config()).eval()
+    inputs = video()
+    full = model(inputs, output_hidden_states=True)
+    short = model(inputs, output_hidden_states=True, readout_only=True)
+    torch.testing.assert_close(short.readout_features, full.readout_features, rtol=0, atol=0)
+    assert len(short.hidden_states) == model.readout_hidden_state_index + 1 < len(full.hidden_states)
