@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 
 Shapes = dict[str, tuple[int, ...]]
 
@@ -373,6 +372,39 @@ def _shard_groups(plan: ConversionPlan, max_shard_bytes: int) -> list[list[str]]
     return groups
 
 
+SAFETENSORS_DTYPES = {
+    torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64",
+    torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL",
+}
+
+
+def write_safetensors_streaming(path: Path, entries, tensors, metadata: dict | None = None) -> None:
+    """Write a safetensors file tensor by tensor: ``entries`` are ``(name, shape, dtype)`` known in advance and
+    ``tensors`` yields ``(name, tensor)`` in the same order. Only one tensor is in memory at a time (the
+    ``safetensors.save_file`` path serialises the whole shard to bytes first, doubling the peak)."""
+    header, offset = {}, 0
+    for name, shape, dtype in entries:
+        size = math.prod(shape) * dtype.itemsize
+        header[name] = {"dtype": SAFETENSORS_DTYPES[dtype], "shape": list(shape), "data_offsets": [offset, offset + size]}
+        offset += size
+    if metadata:
+        header["__metadata__"] = metadata
+    encoded = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    encoded += b" " * (-len(encoded) % 8)  # the data section starts 8-byte aligned
+    expected = iter(entries)
+    with open(path, "wb") as handle:
+        handle.write(len(encoded).to_bytes(8, "little"))
+        handle.write(encoded)
+        for name, tensor in tensors:
+            want_name, want_shape, want_dtype = next(expected)
+            if name != want_name or tuple(tensor.shape) != tuple(want_shape) or tensor.dtype != want_dtype:
+                raise ConversionError(f"{name}: produced {tuple(tensor.shape)} {tensor.dtype}, planned {want_shape}")
+            data = tensor.contiguous().cpu()
+            if data.dtype == torch.bfloat16:
+                data = data.view(torch.int16)
+            handle.write(memoryview(data.numpy()).cast("B"))
+
+
 def parse_size(value: str | int) -> int:
     if isinstance(value, int):
         return value
@@ -402,15 +434,17 @@ def write_model_folder(
         bar = tqdm(total=len(plan.sources), desc="converting", unit="tensor")
     for index, names in enumerate(groups, start=1):
         filename = "model.safetensors" if total == 1 else f"model-{index:05d}-of-{total:05d}.safetensors"
-        shard = {}
-        for name, tensor in materialize(plan, arrays, names):
-            shard[name] = tensor
-            weight_map[name] = filename
-            if bar is not None:
-                bar.update(1)
-        save_file(shard, str(directory / filename), metadata={"format": "pt"})
+
+        def produced(names=names):
+            for name, tensor in materialize(plan, arrays, names):
+                if bar is not None:
+                    bar.update(1)
+                yield name, tensor
+
+        entries = [(name, plan.target_shapes[name], plan.target_dtypes[name]) for name in names]
+        write_safetensors_streaming(directory / filename, entries, produced(), metadata={"format": "pt"})
+        weight_map.update({name: filename for name in names})
         files.append(filename)
-        del shard
     if bar is not None:
         bar.close()
     if total > 1:

@@ -88,7 +88,7 @@ def test_failure_while_writing_leaves_no_partial_output(tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(conversion, "save_file", fail)
+    monkeypatch.setattr(conversion, "write_safetensors_streaming", fail)
     with pytest.raises(OSError, match="disk full"):
         convert_checkpoint(DEPTH_CASE / "params.npz", tmp_path / "out")
     assert list(tmp_path.iterdir()) == []
@@ -198,3 +198,17 @@ print("processed", tuple(processor(frames, return_tensors="pt")["pixel_values"].
     with torch.no_grad():
         expected = local(torch.from_numpy(video).permute(0, 1, 4, 2, 3)).predicted_depth.numpy()
     np.testing.assert_array_equal(np.load(tmp_path / "remote.npy"), expected)
+
+
+def test_streamed_safetensors_read_back_with_the_safetensors_library(tmp_path):
+    from safetensors import safe_open
+
+    from rep4d.conversion import write_safetensors_streaming
+
+    tensors = {"a": torch.randn(3, 5), "b": torch.arange(7, dtype=torch.int64), "c": torch.randn(2, 2).bfloat16()}
+    entries = [(name, tuple(t.shape), t.dtype) for name, t in tensors.items()]
+    write_safetensors_streaming(tmp_path / "x.safetensors", entries, iter(tensors.items()), metadata={"format": "pt"})
+    with safe_open(str(tmp_path / "x.safetensors"), framework="pt") as handle:
+        assert handle.metadata() == {"format": "pt"}
+        for name, tensor in tensors.items():
+            torch.testing.assert_close(handle.get_tensor(name), tensor, rtol=0, atol=0)
