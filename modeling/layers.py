@@ -18,6 +18,34 @@ from torch import nn
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 
+class Linear(nn.Linear):
+    """``nn.Linear`` that, in inference under autocast, reuses its weight cast to the autocast dtype across calls.
+
+    Autocast re-casts every fp32 weight on every call (its own cache lives for one autocast region only); for a
+    ViT-B forward on CPU that is about a third of the bf16 time. The cached copy is keyed by dtype, storage and the
+    parameters' version counters, so any in-place update (optimizer step, ``load_state_dict``, ``.to()``) refreshes
+    it; results are bit-identical to plain autocast. It is used only when gradients are off, costs one low-precision
+    copy of the layer's weights, and is not part of the state dict.
+    """
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        device_type = input.device.type
+        if (
+            torch.is_grad_enabled()
+            or not torch.is_autocast_enabled(device_type)
+            or torch.compiler.is_compiling()
+        ):
+            return super().forward(input)
+        dtype = torch.get_autocast_dtype(device_type)
+        weight, bias = self.weight, self.bias
+        key = (dtype, weight.device, weight.data_ptr(), weight._version, None if bias is None else bias._version)
+        cached = self.__dict__.get("_autocast_weight_cache")
+        if cached is None or cached[0] != key:
+            cached = (key, weight.detach().to(dtype), None if bias is None else bias.detach().to(dtype))
+            self.__dict__["_autocast_weight_cache"] = cached
+        return nn.functional.linear(input.to(dtype), cached[1], cached[2])
+
+
 def eager_attention_forward(
     module: nn.Module,
     query: torch.Tensor,
@@ -62,8 +90,8 @@ class SelfAttention(nn.Module):
         self.head_dim = hidden_size // num_heads
         self.scaling = self.head_dim**-0.5
         self.is_causal = False
-        self.qkv = nn.Linear(hidden_size, 3 * hidden_size, bias=bias)
-        self.out_proj = nn.Linear(hidden_size, hidden_size, bias=bias)
+        self.qkv = Linear(hidden_size, 3 * hidden_size, bias=bias)
+        self.out_proj = Linear(hidden_size, hidden_size, bias=bias)
 
     def forward(
         self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs
@@ -105,9 +133,9 @@ class CrossAttention(nn.Module):
         self.head_dim = inner_dim // num_heads
         self.scaling = self.head_dim**-0.5
         self.is_causal = False
-        self.q_proj = nn.Linear(query_dim, inner_dim, bias=bias)
-        self.kv_proj = nn.Linear(kv_dim, 2 * inner_dim, bias=bias)
-        self.out_proj = nn.Linear(inner_dim, output_dim or query_dim, bias=bias) if out_proj else nn.Identity()
+        self.q_proj = Linear(query_dim, inner_dim, bias=bias)
+        self.kv_proj = Linear(kv_dim, 2 * inner_dim, bias=bias)
+        self.out_proj = Linear(inner_dim, output_dim or query_dim, bias=bias) if out_proj else nn.Identity()
 
     def forward(
         self,
@@ -132,8 +160,8 @@ class FeedForward(nn.Module):
 
     def __init__(self, hidden_size: int, intermediate_size: int, output_size: int | None = None, act: str = "gelu_tanh"):
         super().__init__()
-        self.dense_in = nn.Linear(hidden_size, intermediate_size)
-        self.dense_out = nn.Linear(intermediate_size, output_size or hidden_size)
+        self.dense_in = Linear(hidden_size, intermediate_size)
+        self.dense_out = Linear(intermediate_size, output_size or hidden_size)
         self.act = activation(act)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
@@ -259,13 +287,13 @@ class AttentionReadout(nn.Module):
             self.query_proj = None
         else:
             self.query = None
-            self.query_proj = nn.Linear(query_dim, num_params)
-        self.k_proj = nn.Linear(input_dim, num_params)
-        self.v_proj = nn.Linear(input_dim, num_params)
-        self.attn_proj = nn.Linear(num_params, num_params)
+            self.query_proj = Linear(query_dim, num_params)
+        self.k_proj = Linear(input_dim, num_params)
+        self.v_proj = Linear(input_dim, num_params)
+        self.attn_proj = Linear(num_params, num_params)
         self.mlp_norm = nn.LayerNorm(num_params, eps=layer_norm_eps)
         self.mlp = FeedForward(num_params, mlp_ratio * num_params, act=act)
-        self.classifier = nn.Linear(num_params, num_classes)
+        self.classifier = Linear(num_params, num_classes)
 
     def forward(
         self, features: torch.Tensor, queries: torch.Tensor | None = None, return_intermediates: bool = False

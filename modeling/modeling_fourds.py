@@ -126,10 +126,20 @@ class FourDSEmbeddings(nn.Module):
         return table.reshape(1, -1, table.shape[-1])
 
     def patch_embed(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """(B, T, C, H, W) -> (B, t, h, w, D) tubelet embedding, before the position embedding."""
-        weight = self.patch_embeddings.weight
-        x = self.patch_embeddings(pixel_values.permute(0, 2, 1, 3, 4).to(weight.dtype))
-        return x.permute(0, 2, 3, 4, 1)
+        """(B, T, C, H, W) -> (B, t, h, w, D) tubelet embedding, before the position embedding.
+
+        With kernel = stride the Conv3d is exactly a matmul over flattened tubelets; computed that way it is several
+        times faster on CPU than the oneDNN 3D convolution (the parameters stay those of ``patch_embeddings``).
+        """
+        batch, frames, channels, height, width = pixel_values.shape
+        pt, ph, pw = self.tubelet_size
+        t, h, w = frames // pt, height // ph, width // pw
+        tubelets = pixel_values.reshape(batch, t, pt, channels, h, ph, w, pw)
+        tubelets = tubelets.permute(0, 1, 4, 6, 3, 2, 5, 7).reshape(batch, t, h, w, channels * pt * ph * pw)
+        weight = self.patch_embeddings.weight  # (D, C, pt, ph, pw): flattened in the same (C, pt, ph, pw) order
+        return nn.functional.linear(
+            tubelets.to(weight.dtype), weight.reshape(weight.shape[0], -1), self.patch_embeddings.bias
+        )
 
     def forward(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False) -> torch.Tensor:
         grid = self.token_grid(pixel_values, interpolate_pos_encoding)

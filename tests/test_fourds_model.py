@@ -244,3 +244,35 @@ def test_readout_only_skips_unused_blocks_without_changing_readout_features():
     short = model(inputs, output_hidden_states=True, readout_only=True)
     torch.testing.assert_close(short.readout_features, full.readout_features, rtol=0, atol=0)
     assert len(short.hidden_states) == model.readout_hidden_state_index + 1 < len(full.hidden_states)
+
+
+def test_autocast_weight_cache_is_bit_identical_and_follows_weight_updates():
+    from rep4d.modeling.layers import Linear
+
+    model = FourDSForDepthEstimation(tiny_config()).eval()
+    inputs = video()
+
+    def run():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            return model(inputs).predicted_depth
+
+    cached = run()
+    assert any("_autocast_weight_cache" in m.__dict__ for m in model.modules() if isinstance(m, Linear))
+    plain_forward = Linear.forward
+    try:
+        Linear.forward = torch.nn.Linear.forward  # autocast's own per-call casts
+        reference = run()
+    finally:
+        Linear.forward = plain_forward
+    torch.testing.assert_close(run(), reference, rtol=0, atol=0)
+    torch.testing.assert_close(cached, reference, rtol=0, atol=0)
+    with torch.no_grad():
+        model.readout.classifier.weight.mul_(2.0)  # in-place update: the cached copy must be refreshed
+    updated = run()
+    assert not torch.equal(updated, reference)
+    Linear.forward = torch.nn.Linear.forward
+    try:
+        torch.testing.assert_close(run(), updated, rtol=0, atol=0)
+    finally:
+        Linear.forward = plain_forward
+    assert not any("_autocast_weight_cache" in key for key in model.state_dict())
