@@ -99,6 +99,14 @@ def fit_clip(frames, num_frames: int | None, size) -> "torch.Tensor":  # noqa: F
     return video.unsqueeze(0)
 
 
+def enlarge(image, min_height: int = 192):
+    """Nearest-neighbour upscaling by an integer factor so the tiny models' 32x32 pictures are visible."""
+    import numpy as np
+
+    factor = max(1, -(-min_height // image.shape[0]))
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+
 def fourds_feature_extractor(model):
     """(T, 3, H, W) frames -> (T, h, w, D) 4DS readout features (what label propagation compares)."""
     import torch
@@ -168,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
     video = clip["video"]  # (T, H, W, 3) uint8
     frames = torch.from_numpy(video).permute(0, 3, 1, 2).float().div(255).unsqueeze(0)  # (1, T, 3, H, W)
     write_video(save("clip.mp4"), video, fps=4)
-    write_png(save("clip_first_frame.png"), video[0])
+    write_png(save("clip_first_frame.png"), enlarge(video[0]))
     summary["clip"] = {"frames": args.frames, "size": [args.size, args.size], "source": "rep4d.training.synthetic"}
     done("clip", start)
 
@@ -183,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
     predicted = prediction.predicted_pixel_values[0].clamp(0, 1).permute(0, 2, 3, 1).numpy()
     truth = moog_frames[0].permute(0, 2, 3, 1).numpy()
     write_video(save("moog_next_frame.mp4"), np.concatenate([truth, predicted], axis=2), fps=4)
-    write_png(save("moog_next_frame.png"), np.concatenate([truth[-1], predicted[-1]], axis=1))
+    write_png(save("moog_next_frame.png"), enlarge(np.concatenate([truth[-1], predicted[-1]], axis=1)))
     attention = attention[0].numpy() if hasattr(attention, "numpy") else np.asarray(attention[0])
     write_attention_video(save("moog_attention.mp4"), truth, attention, fps=4)
     summary["results"]["moog_next_frame_mse"] = float(((predicted[1:] - truth[1:]) ** 2).mean())
@@ -205,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
     rec = recon.reconstruction[0].clamp(0, 1).permute(0, 2, 3, 1).numpy()
     inp = clip4[0].permute(0, 2, 3, 1).numpy()
     write_video(save("fourds_reconstruction.mp4"), np.concatenate([inp, rec], axis=2), fps=4)
-    write_png(save("fourds_reconstruction.png"), np.concatenate([inp[0], rec[0]], axis=1))
+    write_png(save("fourds_reconstruction.png"), enlarge(np.concatenate([inp[0], rec[0]], axis=1)))
     summary["results"]["fourds_reconstruction_mse"] = float(((rec - inp) ** 2).mean())
     summary["results"]["fourds_masked_fraction"] = float(recon.mask.float().mean())
     done("4ds", start)
@@ -239,7 +247,7 @@ def run(args: argparse.Namespace) -> int:
     rvm_rec = rvm_out.reconstruction[0].clamp(0, 1).permute(0, 2, 3, 1).numpy()
     rvm_truth = rvm_frames[0, 1:].permute(0, 2, 3, 1).numpy()
     write_video(save("rvm_reconstruction.mp4"), np.concatenate([rvm_truth, rvm_rec], axis=2), fps=4)
-    write_png(save("rvm_reconstruction.png"), np.concatenate([rvm_truth[-1], rvm_rec[-1]], axis=1))
+    write_png(save("rvm_reconstruction.png"), enlarge(np.concatenate([rvm_truth[-1], rvm_rec[-1]], axis=1)))
     write_overlay(save("rvm_label_propagation.mp4"), video, masks=propagation.masks, fps=4)
     summary["results"]["rvm_reconstruction_mse"] = float(((rvm_rec - rvm_truth) ** 2).mean())
     summary["results"]["rvm_propagation_pixel_accuracy"] = float((propagation.masks[1:] == truth_masks[1:]).mean())
@@ -283,7 +291,7 @@ def run(args: argparse.Namespace) -> int:
     drawn = [draw_points(track_clip[0, t].permute(1, 2, 0).numpy(), predicted_tracks[:, t], colours,
                          predicted_visible[:, t]) for t in range(shown)]
     write_video(save("point_tracks.mp4"), np.stack(drawn), fps=4)
-    write_png(save("point_tracks_last_frame.png"), drawn[-1])
+    write_png(save("point_tracks_last_frame.png"), enlarge(drawn[-1]))
     done("tracking", start)
     steps.close()
 
