@@ -298,8 +298,8 @@ def run(args: argparse.Namespace) -> int:
     random_models = summary["random_models"]
     summary["note"] = (
         ("Models: embedded demo models from model_zoo/ (" + ZOO_NOTE + ")" if not random_models else
-         f"RANDOMLY INITIALISED models for {', '.join(random_models)} (no model_zoo/ folder for them, small configs "
-         "from the training presets in code): their outputs show the pipeline runs, not what the methods can do")
+         f"RANDOMLY INITIALISED models for {', '.join(random_models)} (no model_zoo/ folder for them; small configs "
+         "defined in code): their outputs show the pipeline runs, not what the methods can do")
         + ". Even the embedded models are tiny and trained for minutes on synthetic data: convert the released "
         "checkpoints (rep4d convert) for real use."
     )
