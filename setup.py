@@ -27,7 +27,7 @@ setup(
         "rep4d": ["py.typed", "manifests/*/*.json"],
         "rep4d.training": ["configs/*", "metric_modules/README.md", "metric_modules/*/*.py"],
         "rep4d.model_cards": ["template.md", "*/README.md"],
-        "rep4d.model_zoo": ["*/*.json", "*/*.safetensors", "*/*.md", "*/*.py"],
+        "rep4d.model_zoo": ["*/*.json", "*/*.safetensors", "*/*.md", "*/*.csv", "*/*.py"],
     },
     include_package_data=True,
     install_requires=[

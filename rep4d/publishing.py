@@ -15,6 +15,7 @@ import importlib
 import json
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -379,6 +380,10 @@ def build_card(
     summary: str | None = None,
     usage: str | None = None,
     method: str | None = None,
+    training_command: str | None = None,
+    training_summary: str | None = None,
+    limitations: list[str] | None = None,
+    usage_code: str | None = None,
 ):
     """A ``huggingface_hub.ModelCard`` from ``model_cards/template.md`` (never validated: that needs the Hub)."""
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
@@ -423,11 +428,13 @@ def build_card(
         auto_classes=served_auto_classes or [],
         pipeline_tasks=list(release.pipeline_tasks) if release else [],
         input_format=input_format(config, processor),
-        usage=USAGE[usage_key].replace("{repo_id}", repo_id) if usage_key else None,
+        usage=usage_code or (USAGE[usage_key].replace("{repo_id}", repo_id) if usage_key else None),
         benchmarks=BENCHMARKS.get(method),
         eval_results=list(release.eval_results) if release else [],
-        limitations=LIMITATIONS.get(method, []),
+        limitations=LIMITATIONS.get(method, []) if limitations is None else limitations,
         upstream=UPSTREAM,
+        training_command=training_command,
+        training_summary=training_summary,
     )
     return card
 
@@ -588,18 +595,101 @@ def _served_auto_classes(model_type: str, model_class: type) -> list[str]:
 
 
 ZOO_DIR = Path(importlib.import_module("rep4d.model_zoo").__file__).parent
+REPO_ROOT = PACKAGE_ROOT.parent
+# Shell variables of scripts/train_tiny_models.sh spelled out in the cards (defaults of the script).
+_SCRIPT_VARIABLES = {"$PYTHON": "python", "$RUNS": "runs/tiny", "$ZOO": "model_zoo"}
 
 
-def write_zoo_cards(zoo_dir: str | os.PathLike = ZOO_DIR) -> list[Path]:
+def zoo_training_commands(script: str | os.PathLike | None = None) -> dict[str, str]:
+    """The training command of each method of ``scripts/train_tiny_models.sh`` (``4ds``, ``distill``, ``rvm``...),
+    with its shared options and default variables spelled out, read from the script's ``case`` block."""
+    from rep4d.model_zoo import TRAINING_SCRIPT
+
+    path = Path(script) if script else REPO_ROOT / TRAINING_SCRIPT
+    if not path.is_file():
+        return {}
+    text = path.read_text()
+    common = re.search(r"^COMMON=\((.*?)\)\s*$", text, flags=re.MULTILINE)
+    commands = {}
+    for match in re.finditer(r"^\s*([\w-]+)\)\s*\n(.*?);;", text, flags=re.MULTILINE | re.DOTALL):
+        lines = [line.strip() for line in match.group(2).splitlines()]
+        lines = [line for line in lines if line and not line.startswith("publish ")]
+        command = " ".join(line.rstrip("\\").strip() for line in lines)
+        if common:
+            command = command.replace('"${COMMON[@]}"', common.group(1).strip())
+        for variable, value in _SCRIPT_VARIABLES.items():
+            command = command.replace(f'"{variable}', f'"{value}').replace(variable, value)
+        commands[match.group(1)] = command.replace('"', "")
+    return commands
+
+
+def zoo_training_summary(folder: Path) -> str:
+    """How the loss moved, from the folder's ``training_metrics.csv`` (the CSV log of ``rep4d train``)."""
+    import csv
+
+    path = folder / "training_metrics.csv"
+    if not path.is_file():
+        return "No training log is stored with this model."
+    rows = [row for row in csv.DictReader(path.open()) if row.get("loss")]
+    if not rows:
+        return "The training log in `training_metrics.csv` has no loss values."
+    first, last = rows[0], rows[-1]
+    minutes = float(last.get("elapsed_s") or 0) / 60
+    return (
+        f"Trained with `rep4d train` on synthetic clips rendered in memory (`rep4d.training.synthetic`), on a CPU: "
+        f"{last['step']} steps in about {minutes:.0f} minutes; the training loss went from {float(first['loss']):.4g} "
+        f"(step {first['step']}) to {float(last['loss']):.4g} (step {last['step']}). The full log is "
+        "`training_metrics.csv` in this folder. Command (from the repository root):"
+    )
+
+
+ZOO_USAGE = '''import rep4d  # registers the rep4d classes with transformers
+from rep4d.model_zoo import ZOO_DIR
+from rep4d.modeling import {model_class}
+
+model = {model_class}.from_pretrained(ZOO_DIR / "{name}").eval()
+print(type(model).__name__, sum(p.numel() for p in model.parameters()))
+# `rep4d demo` runs it on a synthetic clip and writes pictures and a summary.
+'''
+
+
+def zoo_limitations(config, num_parameters: int) -> list[str]:
+    """What a demo model cannot do, from its config (the release limitations speak of the released sizes)."""
+    source = getattr(config, "backbone_config", None) or config
+    frames = getattr(source, "num_frames", None)
+    size = getattr(source, "image_size", None) or getattr(config, "image_size", None)
+    items = [
+        f"Tiny ({_format_count(num_parameters)} parameters) and trained for minutes on a CPU: far from the papers' "
+        "models in size, data and compute.",
+        "Trained only on simple synthetic clips (textured shapes over a textured background): do not expect it to "
+        "work on real videos.",
+    ]
+    if size:
+        items.append(f"Trained on {frames or 'short'} frames of {size[0]}x{size[1]} pixels; other sizes are outside "
+                     "what it has seen.")
+    items.append("For real use, convert the released checkpoints (`rep4d convert`) or train at scale with "
+                 "`rep4d train`.")
+    return items
+
+
+def write_zoo_cards(zoo_dir: str | os.PathLike = ZOO_DIR, script: str | os.PathLike | None = None) -> list[Path]:
     """Honest cards for the embedded demo models (``model_zoo/<name>/``, Hub-format folders trained on synthetic
-    clips), from the same template."""
+    clips), from the same template, saved as ``<folder>/README.md``. Every folder must be listed in
+    ``rep4d.model_zoo.ZOO_MODELS`` (what it is and how it was trained)."""
     from transformers import AutoConfig
 
+    from rep4d.model_zoo import ZOO_MODELS
+
+    commands = zoo_training_commands(script)
     written = []
     for folder in sorted(Path(zoo_dir).glob("*/config.json")):
         folder = folder.parent
+        if folder.name not in ZOO_MODELS:
+            raise ValueError(f"model_zoo/{folder.name} is not described in rep4d.model_zoo.ZOO_MODELS "
+                             f"(known: {', '.join(ZOO_MODELS)})")
+        zoo_model = ZOO_MODELS[folder.name]
         config = AutoConfig.from_pretrained(folder)
-        architecture = (config.architectures or ["PreTrainedModel"])[0]
+        architecture = (config.architectures or [zoo_model.model_class])[0]
         model_class = type(architecture, (), {})
         processor = None
         if (folder / "video_preprocessor_config.json").exists():
@@ -610,10 +700,17 @@ def write_zoo_cards(zoo_dir: str | os.PathLike = ZOO_DIR) -> list[Path]:
         method = config.model_type if config.model_type in PAPERS else getattr(
             getattr(config, "backbone_config", None), "model_type", None
         )
+        command = zoo_model.training_command
+        if zoo_model.training in commands:
+            command += f"\n# which runs:\n{commands[zoo_model.training]}"
         card = build_card(
             None, f"rep4d/{folder.name}", num_parameters, config, processor, model_class, demo_model=True,
             title=f"{folder.name} (demo model)", method=method,
-            summary=f"A small `{architecture}` embedded in the rep4d repository for `rep4d demo`. " + DEMO_NOTE,
+            summary=f"A small `{architecture}` embedded in the rep4d package for `rep4d demo` "
+            f"(demo step `{zoo_model.demo_step}`): {zoo_model.description}.",
+            training_command=command, training_summary=zoo_training_summary(folder),
+            limitations=zoo_limitations(config, num_parameters), usage_code=ZOO_USAGE.format(
+                model_class=zoo_model.model_class, name=folder.name),
         )
         card.save(folder / "README.md")
         written.append(folder / "README.md")

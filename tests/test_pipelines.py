@@ -148,7 +148,10 @@ def test_demo_runs_end_to_end_offline(tmp_path):
     assert cli_main(["demo", "--output", str(out), "--frames", "4", "--size", "32", "--zoo", str(tmp_path / "no_zoo"),
                      "--quiet"]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary["models"]) == {"moog", "4ds", "rvm", "point_tracking"}
+    assert set(summary["models"]) == {"moog", "4ds", "4ds_distilled", "rvm", "point_tracking"}
+    # No zoo folder: every step says it runs a random model (built from configs in code, not from test fixtures).
+    assert sorted(summary["random_models"]) == sorted(summary["models"])
+    assert all(text.startswith("RANDOMLY INITIALISED") for text in summary["models"].values()), summary["models"]
     assert "RANDOMLY INITIALISED" in summary["note"] and "RANDOMLY INITIALISED" in (out / "summary.md").read_text()
     for name in summary["files"]:
         assert (out / name).stat().st_size > 0, name
