@@ -46,6 +46,26 @@ class Linear(nn.Linear):
         return nn.functional.linear(input.to(dtype), cached[1], cached[2])
 
 
+def check_video_input(pixel_values: torch.Tensor, num_channels: int, name: str = "pixel_values") -> None:
+    """Refuse inputs that are not a (B, T, C, H, W) floating tensor with ``num_channels`` channels."""
+    if not isinstance(pixel_values, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (batch, frames, channels, height, width)")
+    if pixel_values.ndim != 5:
+        raise ValueError(
+            f"{name} must have shape (batch, frames, channels, height, width), got {tuple(pixel_values.shape)}"
+        )
+    if not pixel_values.is_floating_point():
+        raise ValueError(
+            f"{name} must be a floating tensor with values in [0, 1], got dtype {pixel_values.dtype}; "
+            "use the model's video processor (or divide uint8 frames by 255)"
+        )
+    if pixel_values.shape[2] != num_channels:
+        raise ValueError(
+            f"{name} must have {num_channels} channels in dimension 2 (batch, frames, channels, height, width), "
+            f"got shape {tuple(pixel_values.shape)}"
+        )
+
+
 def eager_attention_forward(
     module: nn.Module,
     query: torch.Tensor,

@@ -23,6 +23,7 @@ from .layers import (
     AttentionReadout,
     FeedForward,
     SelfAttention,
+    check_video_input,
     cubic_resize,
     cubic_resize_matrix,
     init_reference_weights,
@@ -64,26 +65,6 @@ class FourDSDepthEstimatorOutput(ModelOutput):
     readout_features: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[torch.FloatTensor, ...] | None = None
-
-
-def check_video_input(pixel_values: torch.Tensor, num_channels: int, name: str = "pixel_values") -> None:
-    """Refuse inputs that are not a (B, T, C, H, W) floating tensor with ``num_channels`` channels."""
-    if not isinstance(pixel_values, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (batch, frames, channels, height, width)")
-    if pixel_values.ndim != 5:
-        raise ValueError(
-            f"{name} must have shape (batch, frames, channels, height, width), got {tuple(pixel_values.shape)}"
-        )
-    if not pixel_values.is_floating_point():
-        raise ValueError(
-            f"{name} must be a floating tensor with values in [0, 1], got dtype {pixel_values.dtype}; "
-            "use the video processor (or divide uint8 frames by 255)"
-        )
-    if pixel_values.shape[2] != num_channels:
-        raise ValueError(
-            f"{name} must have {num_channels} channels in dimension 2 (batch, frames, channels, height, width), "
-            f"got shape {tuple(pixel_values.shape)}"
-        )
 
 
 class FourDSEmbeddings(nn.Module):

@@ -28,6 +28,7 @@ from .layers import (
     FeedForward,
     activation,
     attention_interface,
+    check_video_input,
     init_reference_weights,
     split_heads,
 )
@@ -99,27 +100,6 @@ def check_attention_weights_available(config, output_attentions: bool) -> None:
             "attention weights are only returned by eager attention; load the model with "
             "attn_implementation='eager' or call model.set_attn_implementation('eager') first"
         )
-
-
-def check_video(pixel_values, num_channels: int) -> None:
-    if not isinstance(pixel_values, torch.Tensor):
-        raise TypeError("pixel_values must be a torch.Tensor of shape (batch, frames, channels, height, width)")
-    if pixel_values.ndim != 5:
-        raise ValueError(
-            f"pixel_values must have shape (batch, frames, channels, height, width), got {tuple(pixel_values.shape)}"
-        )
-    if not pixel_values.is_floating_point():
-        raise ValueError(
-            f"pixel_values must be a floating tensor with values in [0, 1], got dtype {pixel_values.dtype}; "
-            "use MooGVideoProcessor (or divide uint8 frames by 255)"
-        )
-    if pixel_values.shape[2] != num_channels:
-        raise ValueError(
-            f"pixel_values must have {num_channels} channels in dimension 2 (batch, frames, channels, height, width), "
-            f"got shape {tuple(pixel_values.shape)}"
-        )
-    if pixel_values.shape[1] < 1:
-        raise ValueError("pixel_values must have at least one frame")
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -732,7 +712,7 @@ class MooGModel(MooGPreTrainedModel):
             output_intermediates: also return the normed states and the encoder tokens of every frame.
             output_states_concat: also return ``[predicted || LN(corrected)]`` (input of the recurrent/grid readouts).
         """
-        check_video(pixel_values, self.config.num_channels)
+        check_video_input(pixel_values, self.config.num_channels)
         output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
         check_attention_weights_available(self.config, output_attentions)
         batch, frames = pixel_values.shape[:2]
@@ -981,7 +961,7 @@ class MooGForPointTracking(_MooGTrackingBase):
                 (default: frame 0 of a new video).
             readout_state: recurrent readout only, (B, Q, L) latents of the previous chunk (``readout_state``).
         """
-        check_video(pixel_values, self.config.num_channels)
+        check_video_input(pixel_values, self.config.num_channels)
         check_queries(query_points, pixel_values.shape[0], 2, "query_points")
         recurrent = isinstance(self.readout, MooGRecurrentPointReadout)
         if not recurrent and pixel_values.shape[1] != self.config.readout_num_frames:
@@ -1030,7 +1010,7 @@ class MooGForBoxTracking(_MooGTrackingBase):
         num_tokens: int | None = None,
         **kwargs,
     ) -> MooGTrackingOutput:
-        check_video(pixel_values, self.config.num_channels)
+        check_video_input(pixel_values, self.config.num_channels)
         check_queries(query_boxes, pixel_values.shape[0], 4, "query_boxes")
         if pixel_values.shape[1] != self.config.readout_num_frames:
             raise ValueError(

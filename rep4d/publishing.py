@@ -79,7 +79,7 @@ PAPERS = {
     ),
 }
 
-# Benchmarks the papers evaluate on, as relayed by the specs (/work/shared/specs). The specs carry no result numbers,
+# Benchmarks the papers evaluate on, as relayed by the porting specs. The specs carry no result numbers,
 # so no model-index values are published: a number that is not in the specs is never invented.
 BENCHMARKS = {
     "fourds": "depth estimation (ScanNet readout released), point tracking, box tracking, camera pose and "
