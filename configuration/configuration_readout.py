@@ -16,7 +16,7 @@ from transformers.configuration_utils import SubConfigSpec
 
 READOUT_TASKS = ("depth", "points", "boxes", "pose", "classification")
 DEPTH_QUERY_TYPES = ("patch", "coordinate")
-DEPTH_LOSS_TYPES = ("l2", "log_l2")
+DEPTH_LOSS_TYPES = ("l2", "log_l2", "log_l1")
 
 
 class ReadoutConfig(PreTrainedConfig):
@@ -51,8 +51,10 @@ class ReadoutConfig(PreTrainedConfig):
             BCE on visibility and BCE on certainty, whose target is "within ``point_certainty_threshold`` px".
         depth_loss_type: ``l2`` (default, the papers' loss: mean squared error over valid pixels) or ``log_l2``
             (mean squared error of log-depth over valid pixels, a scale-aware loss: an error counts relative to the
-            true depth, as in the AbsRel metric, so near surfaces are not drowned by a far background; useful for
-            short runs on scenes with a large depth range).
+            true depth, as in the AbsRel metric, so near surfaces are not drowned by a far background) or ``log_l1``
+            (mean absolute error of log-depth: also scale-aware, and median- rather than mean-seeking, so a pixel
+            that is background in most training clips is predicted at the background depth instead of being pulled
+            towards the occasional near object; the right fit for AbsRel on short runs).
         depth_mean / depth_std: the depth head predicts ``depth_mean + depth_std * output``, so an untrained head
             starts at the mean depth instead of 0 (set them to the training data's depth statistics; the fine-tuning
             code does).

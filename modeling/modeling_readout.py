@@ -113,9 +113,14 @@ def project_to_rotation(matrix: torch.Tensor) -> torch.Tensor:
 
 
 def log_depth_loss(
-    predicted: torch.Tensor, labels: torch.Tensor, valid_mask: torch.Tensor | None = None, eps: float = 1e-3
+    predicted: torch.Tensor,
+    labels: torch.Tensor,
+    valid_mask: torch.Tensor | None = None,
+    eps: float = 1e-3,
+    norm: str = "l2",
 ) -> torch.Tensor:
-    """Mean squared error of log-depth over valid pixels (finite ground truth > 0 unless a mask is given).
+    """Mean squared (``norm="l2"``) or absolute (``"l1"``) error of log-depth over valid pixels (finite ground truth
+    > 0 unless a mask is given). The L1 form is minimised by the per-pixel median, the L2 form by the geometric mean.
 
     Predictions are clamped to ``eps`` before the log (a negative depth gets the gradient-free penalty of
     ``log(eps)``); the head's output starts at the mean training depth, far from that clamp.
@@ -128,8 +133,9 @@ def log_depth_loss(
         raise ValueError(f"valid_mask must have shape {tuple(labels.shape)}, got {tuple(valid_mask.shape)}")
     valid_mask = valid_mask.bool() & torch.isfinite(labels) & (labels > 0)
     target = torch.log(torch.where(valid_mask, labels.float(), torch.ones_like(labels.float())))
-    squared = (torch.log(predicted.float().clamp_min(eps)) - target) ** 2
-    return (squared * valid_mask).sum() / valid_mask.sum().clamp_min(1)
+    error = torch.log(predicted.float().clamp_min(eps)) - target
+    error = error.abs() if norm == "l1" else error**2
+    return (error * valid_mask).sum() / valid_mask.sum().clamp_min(1)
 
 
 def huber(distance: torch.Tensor, delta: float) -> torch.Tensor:
@@ -384,8 +390,8 @@ class ReadoutForDepthEstimation(ReadoutPreTrainedModel):
         loss = None
         if depth is not None:
             _check_shape("depth", depth, predicted.shape, "(batch, frames, height, width)")
-            if self.config.depth_loss_type == "log_l2":
-                loss = log_depth_loss(predicted, depth, valid_mask)
+            if self.config.depth_loss_type in ("log_l2", "log_l1"):
+                loss = log_depth_loss(predicted, depth, valid_mask, norm=self.config.depth_loss_type[4:])
             else:
                 loss = depth_loss(predicted, depth, valid_mask)
         elif valid_mask is not None:
