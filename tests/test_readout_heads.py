@@ -311,6 +311,8 @@ def test_log_depth_loss_option_is_relative_and_masked():
     # log 2 error on both scaled pixels, 0 on the exact one; the invalid (depth 0) pixel is ignored.
     expected = (2 * torch.log(torch.tensor(2.0)) ** 2 / 3).item()
     assert log_depth_loss(predicted, depth).item() == pytest.approx(expected, rel=1e-6)
+    expected_l1 = (2 * torch.log(torch.tensor(2.0)) / 3).item()
+    assert log_depth_loss(predicted, depth, norm="l1").item() == pytest.approx(expected_l1, rel=1e-6)
     model = ReadoutForDepthEstimation(readout_config("depth", depth_loss_type="log_l2", depth_mean=1.5))
     batch = make_batch("depth")
     output = model(**batch)
