@@ -16,6 +16,7 @@ from transformers.configuration_utils import SubConfigSpec
 
 READOUT_TASKS = ("depth", "points", "boxes", "pose", "classification")
 DEPTH_QUERY_TYPES = ("patch", "coordinate")
+DEPTH_LOSS_TYPES = ("l2", "log_l2", "log_l1")
 
 
 class ReadoutConfig(PreTrainedConfig):
@@ -31,6 +32,11 @@ class ReadoutConfig(PreTrainedConfig):
             (the 4DS paper uses 0.003), used by :func:`readout_parameter_groups`.
         backbone_feature_layer: index into the backbone's ``hidden_states`` (embeddings first) of the features to read;
             None uses the adapter's default (4DS: ``readout_depth``; VideoMAE: ``last_hidden_state``).
+        feature_position_embedding: add a learned per-token embedding (N, C) to the backbone features before the
+            readout (the readout itself only has a temporal embedding and content-based attention). Frozen features
+            whose position information is weak (a random or briefly trained backbone) cannot be localised by the
+            queries without it; pretrained large backbones carry position in their features (the papers' setting,
+            hence the default False). Needs an adapter that knows its token count (4DS, VideoMAE).
         num_frames: frames T of the features fed to the readout (the backbone's input frames if None).
         image_size: ``[H, W]`` of the input video (the backbone's if None); output size of depth.
         readout_num_params / readout_num_heads / readout_mlp_ratio: width, heads and MLP ratio of the
@@ -43,6 +49,12 @@ class ReadoutConfig(PreTrainedConfig):
             point_certainty_loss_weight / point_certainty_threshold: point-tracking loss (TAPIR style): Huber loss on
             positions in pixels of a 256x256 raster (delta 4) on visible points, scaled by the position weight, plus
             BCE on visibility and BCE on certainty, whose target is "within ``point_certainty_threshold`` px".
+        depth_loss_type: ``l2`` (default, the papers' loss: mean squared error over valid pixels) or ``log_l2``
+            (mean squared error of log-depth over valid pixels, a scale-aware loss: an error counts relative to the
+            true depth, as in the AbsRel metric, so near surfaces are not drowned by a far background) or ``log_l1``
+            (mean absolute error of log-depth: also scale-aware, and median- rather than mean-seeking, so a pixel
+            that is background in most training clips is predicted at the background depth instead of being pulled
+            towards the occasional near object; the right fit for AbsRel on short runs).
         depth_mean / depth_std: the depth head predicts ``depth_mean + depth_std * output``, so an untrained head
             starts at the mean depth instead of 0 (set them to the training data's depth statistics; the fine-tuning
             code does).
@@ -60,6 +72,7 @@ class ReadoutConfig(PreTrainedConfig):
     freeze_backbone: bool = True
     backbone_learning_rate_scale: float = 0.003
     backbone_feature_layer: int | None = None
+    feature_position_embedding: bool = False
     num_frames: int | None = None
     image_size: list[int] | tuple[int, int] | None = None
     readout_num_params: int = 1024
@@ -76,6 +89,7 @@ class ReadoutConfig(PreTrainedConfig):
     point_visibility_loss_weight: float = 1.0
     point_certainty_loss_weight: float = 1.0
     point_certainty_threshold: float = 6.0
+    depth_loss_type: str = "l2"
     depth_mean: float = 0.0
     depth_std: float = 1.0
     num_test_clips: int = 1
@@ -86,6 +100,8 @@ class ReadoutConfig(PreTrainedConfig):
             raise ValueError(f"task must be one of {READOUT_TASKS}, got {self.task!r}")
         if self.depth_query_type not in DEPTH_QUERY_TYPES:
             raise ValueError(f"depth_query_type must be one of {DEPTH_QUERY_TYPES}, got {self.depth_query_type!r}")
+        if self.depth_loss_type not in DEPTH_LOSS_TYPES:
+            raise ValueError(f"depth_loss_type must be one of {DEPTH_LOSS_TYPES}, got {self.depth_loss_type!r}")
         self.decoding_patch_size = [int(v) for v in self.decoding_patch_size]
         if len(self.decoding_patch_size) != 3:
             raise ValueError(f"decoding_patch_size must be [pt, ph, pw], got {self.decoding_patch_size}")
@@ -107,4 +123,4 @@ class ReadoutConfig(PreTrainedConfig):
         super().__post_init__(**kwargs)
 
 
-__all__ = ["ReadoutConfig", "READOUT_TASKS", "DEPTH_QUERY_TYPES"]
+__all__ = ["ReadoutConfig", "READOUT_TASKS", "DEPTH_QUERY_TYPES", "DEPTH_LOSS_TYPES"]

@@ -46,7 +46,7 @@ ZOO_MODELS: dict[str, ZooModel] = {
         ZooModel("rvm-tiny", "rvm", "RVMForMaskedReconstruction", "rvm",
                  "RVM asymmetric masked reconstruction (recurrent sources, 95%-masked targets) on 32x32 synthetic "
                  "clips"),
-        ZooModel("4ds-points", "point_tracking", "ReadoutForPointTracking", "points",
+        ZooModel("4ds-points", "point_tracking", "ReadoutForPointTracking", "4ds-points",
                  "attention point-tracking readout on a 4DS backbone, trained on synthetic tracks"),
     ]
 }

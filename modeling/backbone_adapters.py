@@ -80,6 +80,12 @@ class BackboneAdapter(nn.Module):
         size = config.image_size
         return [int(size), int(size)] if isinstance(size, int) else [int(v) for v in size]
 
+    @classmethod
+    def tokens_per_frame(cls, config, image_size) -> int | None:
+        """N of the (B, T, N, C) features for frames of ``image_size``, if the adapter knows it without running the
+        backbone (needed by the readout's optional feature position embedding); None if unknown."""
+        return None
+
     def extract(self, pixel_values: torch.Tensor, feature_layer: int | None = None) -> torch.Tensor:
         raise NotImplementedError
 
@@ -97,6 +103,10 @@ class FourDSBackboneAdapter(BackboneAdapter):
     """4DS: the model's ``readout_features`` (layer ``readout_depth``, cubic-resampled to the input frames)."""
 
     model_class = FourDSModel
+
+    @classmethod
+    def tokens_per_frame(cls, config, image_size) -> int:
+        return (int(image_size[0]) // config.tubelet_size[1]) * (int(image_size[1]) // config.tubelet_size[2])
 
     def extract(self, pixel_values: torch.Tensor, feature_layer: int | None = None) -> torch.Tensor:
         if feature_layer is None:
@@ -119,6 +129,10 @@ class VideoMAEBackboneAdapter(BackboneAdapter):
     """
 
     model_class = VideoMAEModel
+
+    @classmethod
+    def tokens_per_frame(cls, config, image_size) -> int:
+        return (int(image_size[0]) // config.patch_size) * (int(image_size[1]) // config.patch_size)
 
     def extract(self, pixel_values: torch.Tensor, feature_layer: int | None = None) -> torch.Tensor:
         config = self.model.config

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from transformers import PreTrainedModel
+from transformers import initialization as init
 from transformers.utils import ModelOutput, can_return_tuple
 
 from ..configuration.configuration_readout import ReadoutConfig
@@ -111,6 +112,32 @@ def project_to_rotation(matrix: torch.Tensor) -> torch.Tensor:
     return (u @ correction @ vh).to(matrix.dtype)
 
 
+def log_depth_loss(
+    predicted: torch.Tensor,
+    labels: torch.Tensor,
+    valid_mask: torch.Tensor | None = None,
+    eps: float = 1e-3,
+    norm: str = "l2",
+) -> torch.Tensor:
+    """Mean squared (``norm="l2"``) or absolute (``"l1"``) error of log-depth over valid pixels (finite ground truth
+    > 0 unless a mask is given). The L1 form is minimised by the per-pixel median, the L2 form by the geometric mean.
+
+    Predictions are clamped to ``eps`` before the log (a negative depth gets the gradient-free penalty of
+    ``log(eps)``); the head's output starts at the mean training depth, far from that clamp.
+    """
+    if labels.shape != predicted.shape:
+        raise ValueError(f"depth labels must have shape {tuple(predicted.shape)} (B, T, H, W), got {tuple(labels.shape)}")
+    if valid_mask is None:
+        valid_mask = torch.isfinite(labels) & (labels > 0)
+    elif valid_mask.shape != labels.shape:
+        raise ValueError(f"valid_mask must have shape {tuple(labels.shape)}, got {tuple(valid_mask.shape)}")
+    valid_mask = valid_mask.bool() & torch.isfinite(labels) & (labels > 0)
+    target = torch.log(torch.where(valid_mask, labels.float(), torch.ones_like(labels.float())))
+    error = torch.log(predicted.float().clamp_min(eps)) - target
+    error = error.abs() if norm == "l1" else error**2
+    return (error * valid_mask).sum() / valid_mask.sum().clamp_min(1)
+
+
 def huber(distance: torch.Tensor, delta: float) -> torch.Tensor:
     """Huber loss of a non-negative distance: 0.5 d^2 below delta, delta (d - delta/2) above."""
     return torch.where(distance <= delta, 0.5 * distance**2, delta * (distance - 0.5 * delta))
@@ -159,6 +186,15 @@ class ReadoutPreTrainedModel(PreTrainedModel):
         self.feature_dim = adapter_class.feature_dim(config.backbone_config)
         self.num_frames = self.backbone.num_frames
         self.image_size = list(config.image_size or adapter_class.default_image_size(config.backbone_config))
+        self.feature_position_embedding = None
+        if config.feature_position_embedding:
+            tokens = adapter_class.tokens_per_frame(config.backbone_config, self.image_size)
+            if not tokens:
+                raise ValueError(
+                    f"feature_position_embedding needs the token count of the {adapter_class.__name__} features; "
+                    "this adapter does not define tokens_per_frame"
+                )
+            self.feature_position_embedding = nn.Parameter(torch.zeros(tokens, self.feature_dim))
         for module in self.backbone.modules():
             # The backbone initialises itself; the readout's _init_weights leaves it alone.
             module._rep4d_backbone = True
@@ -192,6 +228,8 @@ class ReadoutPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         if getattr(module, "_rep4d_backbone", False):
             return
+        if module is self and self.feature_position_embedding is not None:
+            init.trunc_normal_(self.feature_position_embedding, std=self.config.initializer_range)
         init_reference_weights(module, self.config.initializer_range)
 
     def train(self, mode: bool = True):
@@ -217,13 +255,24 @@ class ReadoutPreTrainedModel(PreTrainedModel):
                 "pass exactly one of `pixel_values` (B, T, C, H, W) or precomputed `features` (B, T, N, C)"
             )
         if features is None:
-            return self.extract_features(pixel_values)
+            return self.add_feature_positions(self.extract_features(pixel_values))
         if features.ndim != 4 or features.shape[1] != self.num_frames or features.shape[-1] != self.feature_dim:
             raise ValueError(
                 f"`features` must have shape (batch, {self.num_frames}, tokens, {self.feature_dim}), "
                 f"got {tuple(features.shape)}"
             )
-        return features
+        return self.add_feature_positions(features)
+
+    def add_feature_positions(self, features: torch.Tensor) -> torch.Tensor:
+        """Backbone features plus the learned per-token position embedding (if ``feature_position_embedding``)."""
+        if self.feature_position_embedding is None:
+            return features
+        if features.shape[2] != self.feature_position_embedding.shape[0]:
+            raise ValueError(
+                f"the feature position embedding has {self.feature_position_embedding.shape[0]} tokens per frame, "
+                f"the features have {features.shape[2]}"
+            )
+        return features + self.feature_position_embedding.to(features.dtype)
 
     def frame_size(self, pixel_values: torch.Tensor | None) -> tuple[int, int]:
         if pixel_values is not None:
@@ -341,7 +390,10 @@ class ReadoutForDepthEstimation(ReadoutPreTrainedModel):
         loss = None
         if depth is not None:
             _check_shape("depth", depth, predicted.shape, "(batch, frames, height, width)")
-            loss = depth_loss(predicted, depth, valid_mask)
+            if self.config.depth_loss_type in ("log_l2", "log_l1"):
+                loss = log_depth_loss(predicted, depth, valid_mask, norm=self.config.depth_loss_type[4:])
+            else:
+                loss = depth_loss(predicted, depth, valid_mask)
         elif valid_mask is not None:
             raise ValueError("`valid_mask` was given without `depth`")
         return DepthReadoutOutput(loss=loss, predicted_depth=predicted)

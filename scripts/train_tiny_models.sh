@@ -2,8 +2,9 @@
 # Train the tiny embedded models (one per method) on synthetic clips rendered in memory, on a CPU, and store their
 # save_pretrained folders (safetensors, config, video processor) in model_zoo/<name>/. Each run takes a few minutes
 # on 2 CPU cores. The distilled student learns from the tiny 4DS model trained first. MooG logs every 2 steps: its
-# short run drops from ~0.3 within the first 10 steps, which a 10-step log would not show.
-#   bash scripts/train_tiny_models.sh            # all four
+# short run drops from ~0.3 within the first 10 steps, which a 10-step log would not show. 4ds-points is a
+# point-tracking readout (`rep4d finetune`) on the frozen tiny 4DS model, for the demo (train 4ds first).
+#   bash scripts/train_tiny_models.sh            # all four backbones (4ds-points on request)
 #   bash scripts/train_tiny_models.sh 4ds rvm    # some of them
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,11 +36,24 @@ for method in "${METHODS[@]}"; do
         $PYTHON -m rep4d.training.train --method rvm "${COMMON[@]}" --output "$RUNS/rvm" \
             --batch-size 8 --max-steps 100 --learning-rate 2e-3 --warmup-steps 10
         publish rvm rvm-tiny ;;
+    4ds-points)
+        # Readout options as in benchmarks/bench_readouts.py: learned feature position embedding, 6 Fourier bands,
+        # certainty target within 3/8 of an 8 px token (24 px of the 256 raster) at 32x32.
+        .venv/bin/rep4d finetune --task points --backbone "$ZOO/4ds-tiny" --output "$RUNS/4ds-points" \
+            --data synthetic:200,num_points=32,seed=0 --num-frames 8 --image-size 32 32 \
+            --readout-width 64 --readout-heads 4 --learning-rate 3e-3 --max-steps 400 --batch-size 16 \
+            --readout-overrides '{"backbone_feature_layer": 1, "feature_position_embedding": true, "num_fourier_bands": 6, "point_certainty_threshold": 24.0}' \
+            --seed 0 --report-to none --quiet > "$RUNS/4ds-points.log"
+        rm -rf "$ZOO/4ds-points"; mkdir -p "$ZOO/4ds-points"
+        cp "$RUNS/4ds-points/"{config.json,model.safetensors} "$ZOO/4ds-points/"
+        cp "$ZOO/4ds-tiny/video_preprocessor_config.json" "$ZOO/4ds-points/"
+        $PYTHON -c 'import json, sys; r = json.load(open(sys.argv[1])); json.dump({"eval": r["eval"], "num_train_clips": r["num_train_clips"], "num_eval_clips": r["num_eval_clips"], "beats_baseline": r["beats_baseline"]}, open(sys.argv[2], "w"), indent=2)' \
+            "$RUNS/4ds-points/metrics.json" "$ZOO/4ds-points/eval_metrics.json" ;;
     moog)
         $PYTHON -m rep4d.training.train --method moog "${COMMON[@]}" --output "$RUNS/moog" \
             --batch-size 4 --max-steps 50 --learning-rate 2e-3 --warmup-steps 5 --log-steps 2
         publish moog moog-tiny ;;
-    *) echo "unknown method $method (4ds, distill, rvm, moog)" >&2; exit 2 ;;
+    *) echo "unknown method $method (4ds, distill, rvm, moog, 4ds-points)" >&2; exit 2 ;;
     esac
 done
 du -sh "$ZOO"/*

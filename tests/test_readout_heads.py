@@ -301,3 +301,40 @@ def test_trainer_steps_point_tracking(tmp_path):
     gt_tracks, gt_occluded = prediction.label_ids
     assert gt_tracks.shape == (4, 3, FRAMES, 2) and gt_occluded.dtype == bool
     assert "test_loss" in prediction.metrics
+
+
+def test_log_depth_loss_option_is_relative_and_masked():
+    from rep4d.modeling.modeling_readout import log_depth_loss
+
+    depth = torch.tensor([[[[2.0, 20.0], [0.0, 4.0]]]])
+    predicted = torch.tensor([[[[4.0, 40.0], [7.0, 4.0]]]])
+    # log 2 error on both scaled pixels, 0 on the exact one; the invalid (depth 0) pixel is ignored.
+    expected = (2 * torch.log(torch.tensor(2.0)) ** 2 / 3).item()
+    assert log_depth_loss(predicted, depth).item() == pytest.approx(expected, rel=1e-6)
+    expected_l1 = (2 * torch.log(torch.tensor(2.0)) / 3).item()
+    assert log_depth_loss(predicted, depth, norm="l1").item() == pytest.approx(expected_l1, rel=1e-6)
+    model = ReadoutForDepthEstimation(readout_config("depth", depth_loss_type="log_l2", depth_mean=1.5))
+    batch = make_batch("depth")
+    output = model(**batch)
+    assert output.loss.item() == pytest.approx(log_depth_loss(output.predicted_depth, batch["depth"]).item())
+    with pytest.raises(ValueError, match="depth_loss_type"):
+        readout_config("depth", depth_loss_type="l1")
+
+
+def test_feature_position_embedding_is_added_to_pixel_and_cached_features():
+    model = ReadoutForPointTracking(readout_config("points", feature_position_embedding=True)).eval()
+    tokens = (SIZE // 8) ** 2
+    assert model.feature_position_embedding.shape == (tokens, 16)
+    assert model.feature_position_embedding.abs().sum() > 0  # initialised, not left at zero
+    batch = make_batch("points")
+    pixels = batch.pop("pixel_values")
+    features = model.extract_features(pixels)
+    with torch.no_grad():
+        from_pixels = model(pixel_values=pixels, **batch)
+        from_cache = model(features=features, **batch)
+        model.feature_position_embedding.zero_()
+        without = model(features=features, **batch)
+    torch.testing.assert_close(from_pixels.tracks, from_cache.tracks)
+    assert not torch.allclose(from_cache.tracks, without.tracks)
+    with pytest.raises(ValueError, match="tokens per frame"):
+        model(features=features[:, :, :1], **batch)
