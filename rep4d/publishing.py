@@ -628,6 +628,21 @@ def zoo_training_summary(folder: Path) -> str:
     import csv
 
     path = folder / "training_metrics.csv"
+    evaluation = folder / "eval_metrics.json"
+    if not path.is_file() and evaluation.is_file():  # a readout trained with `rep4d finetune`
+        report = json.loads(evaluation.read_text())
+        metrics = report["eval"]
+        pairs = [
+            f"{key.removeprefix('eval_')} {value:.4g} (trivial baseline {metrics['eval_baseline_' + key[5:]]:.4g})"
+            for key, value in metrics.items()
+            if f"eval_baseline_{key[5:]}" in metrics
+        ]
+        verdict = "beats" if report.get("beats_baseline") else "does NOT beat"
+        return (
+            f"Trained with `rep4d finetune` on {report.get('num_train_clips', '?')} synthetic clips; on "
+            f"{report.get('num_eval_clips', '?')} held-out clips: {'; '.join(pairs)}. It {verdict} the trivial "
+            "baseline (`eval_metrics.json` in this folder). Command (from the repository root):"
+        )
     if not path.is_file():
         return "No training log is stored with this model."
     rows = [row for row in csv.DictReader(path.open()) if row.get("loss")]
