@@ -17,25 +17,28 @@ import torch
 from torch import nn
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
+# oneDNN's fused matmul + bias + GELU(tanh) epilogue on CPU (the op inductor emits for this pattern).
+_FUSED_CPU_LINEAR = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
 
 class Linear(nn.Linear):
-    """``nn.Linear`` that, in inference under autocast, reuses its weight cast to the autocast dtype across calls.
+    """``nn.Linear`` with two inference fast paths (no autograd; results equal to float32 rounding).
 
-    Autocast re-casts every fp32 weight on every call (its own cache lives for one autocast region only); for a
-    ViT-B forward on CPU that is about a third of the bf16 time. The cached copy is keyed by dtype, storage and the
-    parameters' version counters, so any in-place update (optimizer step, ``load_state_dict``, ``.to()``) refreshes
-    it; results are bit-identical to plain autocast. It is used only when gradients are off, costs one low-precision
-    copy of the layer's weights, and is not part of the state dict.
+    - Under autocast it reuses its weight cast to the autocast dtype across calls. Autocast re-casts every fp32 weight
+      on every call (its own cache lives for one autocast region only). The copy is keyed by dtype, storage and the
+      parameters' version counters, so any in-place update (optimizer step, ``load_state_dict``, ``.to()``)
+      refreshes it; it is not part of the state dict.
+    - :meth:`forward_gelu_tanh` fuses bias and the tanh-GELU into the oneDNN matmul on CPU, which saves the separate
+      GELU pass over the MLP's widest activation (tanh-GELU is slower than erf-GELU on CPU, and the models need it).
     """
 
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
+    def _inference_operands(self, input: torch.Tensor):
+        """(input, weight, bias) for the inference paths, or None when autograd or compilation is in charge."""
+        if torch.is_grad_enabled() or torch.compiler.is_compiling():
+            return None
         device_type = input.device.type
-        if (
-            torch.is_grad_enabled()
-            or not torch.is_autocast_enabled(device_type)
-            or torch.compiler.is_compiling()
-        ):
-            return super().forward(input)
+        if not torch.is_autocast_enabled(device_type):
+            return input, self.weight, self.bias
         dtype = torch.get_autocast_dtype(device_type)
         weight, bias = self.weight, self.bias
         key = (dtype, weight.device, weight.data_ptr(), weight._version, None if bias is None else bias._version)
@@ -43,7 +46,27 @@ class Linear(nn.Linear):
         if cached is None or cached[0] != key:
             cached = (key, weight.detach().to(dtype), None if bias is None else bias.detach().to(dtype))
             self.__dict__["_autocast_weight_cache"] = cached
-        return nn.functional.linear(input.to(dtype), cached[1], cached[2])
+        return input.to(dtype), cached[1], cached[2]
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        operands = self._inference_operands(input)
+        if operands is None:
+            return super().forward(input)
+        return nn.functional.linear(*operands)
+
+    def forward_gelu_tanh(self, input: torch.Tensor) -> torch.Tensor:
+        """``gelu(self(input), approximate="tanh")``, fused into one oneDNN call in CPU inference."""
+        operands = self._inference_operands(input)
+        if (
+            operands is not None
+            and _FUSED_CPU_LINEAR
+            and input.device.type == "cpu"
+            and operands[0].dtype in (torch.float32, torch.bfloat16)
+            and operands[0].dtype == operands[1].dtype
+        ):
+            x, weight, bias = operands
+            return torch.ops.mkldnn._linear_pointwise(x.contiguous(), weight, bias, "gelu", [], "tanh")
+        return nn.functional.gelu(self(input), approximate="tanh")
 
 
 def check_video_input(pixel_values: torch.Tensor, num_channels: int, name: str = "pixel_values") -> None:
@@ -183,8 +206,11 @@ class FeedForward(nn.Module):
         self.dense_in = Linear(hidden_size, intermediate_size)
         self.dense_out = Linear(intermediate_size, output_size or hidden_size)
         self.act = activation(act)
+        self.gelu_tanh = isinstance(self.act, nn.GELU) and self.act.approximate == "tanh"
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        if self.gelu_tanh:
+            return self.dense_out(self.dense_in.forward_gelu_tanh(hidden_states))
         return self.dense_out(self.act(self.dense_in(hidden_states)))
 
 

@@ -246,33 +246,43 @@ def test_readout_only_skips_unused_blocks_without_changing_readout_features():
     assert len(short.hidden_states) == model.readout_hidden_state_index + 1 < len(full.hidden_states)
 
 
-def test_autocast_weight_cache_is_bit_identical_and_follows_weight_updates():
-    from rep4d.modeling.layers import Linear
+def test_autocast_weight_cache_is_bit_identical_and_follows_weight_updates(monkeypatch):
+    import rep4d.modeling.layers as layers
 
+    monkeypatch.setattr(layers, "_FUSED_CPU_LINEAR", False)  # isolate the cache from the fused GELU path
     model = FourDSForDepthEstimation(tiny_config()).eval()
     inputs = video()
 
-    def run():
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-            return model(inputs).predicted_depth
+    def run(cache: bool):
+        with monkeypatch.context() as patch:
+            if not cache:  # autocast's own per-call casts
+                patch.setattr(layers.Linear, "_inference_operands", lambda self, x: None)
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+                return model(inputs).predicted_depth
 
-    cached = run()
-    assert any("_autocast_weight_cache" in m.__dict__ for m in model.modules() if isinstance(m, Linear))
-    plain_forward = Linear.forward
-    try:
-        Linear.forward = torch.nn.Linear.forward  # autocast's own per-call casts
-        reference = run()
-    finally:
-        Linear.forward = plain_forward
-    torch.testing.assert_close(run(), reference, rtol=0, atol=0)
+    cached = run(cache=True)
+    assert any("_autocast_weight_cache" in m.__dict__ for m in model.modules() if isinstance(m, layers.Linear))
+    reference = run(cache=False)
     torch.testing.assert_close(cached, reference, rtol=0, atol=0)
+    torch.testing.assert_close(run(cache=True), reference, rtol=0, atol=0)
     with torch.no_grad():
         model.readout.classifier.weight.mul_(2.0)  # in-place update: the cached copy must be refreshed
-    updated = run()
+    updated = run(cache=True)
     assert not torch.equal(updated, reference)
-    Linear.forward = torch.nn.Linear.forward
-    try:
-        torch.testing.assert_close(run(), updated, rtol=0, atol=0)
-    finally:
-        Linear.forward = plain_forward
+    torch.testing.assert_close(updated, run(cache=False), rtol=0, atol=0)
     assert not any("_autocast_weight_cache" in key for key in model.state_dict())
+
+
+def test_fused_linear_gelu_matches_the_unfused_path(monkeypatch):
+    import rep4d.modeling.layers as layers
+
+    model = FourDSModel(tiny_config()).eval()
+    inputs = video()
+    with torch.no_grad():
+        fused = model(inputs).last_hidden_state
+        monkeypatch.setattr(layers, "_FUSED_CPU_LINEAR", False)
+        plain = model(inputs).last_hidden_state
+    torch.testing.assert_close(fused, plain, rtol=0, atol=1e-5)
+    # With gradients on, the autograd path is used: training is unaffected by the inference fast paths.
+    monkeypatch.setattr(layers, "_FUSED_CPU_LINEAR", True)
+    torch.testing.assert_close(model(inputs).last_hidden_state.detach(), plain, rtol=0, atol=1e-5)
