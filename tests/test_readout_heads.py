@@ -330,10 +330,9 @@ def test_feature_position_embedding_is_added_to_pixel_and_cached_features():
     pixels = batch.pop("pixel_values")
     features = model.extract_features(pixels)
     with torch.no_grad():
-        from_pixels = model(pixel_values=pixels, **batch)
-        from_cache = model(features=features, **batch)
         # The untrained offset output is zero (tracks = query points); give it weights so features matter.
         model.readout.classifier.weight.normal_(std=0.1)
+        from_pixels = model(pixel_values=pixels, **batch)
         from_cache = model(features=features, **batch)
         model.feature_position_embedding.zero_()
         without = model(features=features, **batch)
