@@ -49,6 +49,13 @@ class ReadoutConfig(PreTrainedConfig):
             point_certainty_loss_weight / point_certainty_threshold: point-tracking loss (TAPIR style): Huber loss on
             positions in pixels of a 256x256 raster (delta 4) on visible points, scaled by the position weight, plus
             BCE on visibility and BCE on certainty, whose target is "within ``point_certainty_threshold`` px".
+        point_query_features: build each point query from its Fourier-encoded (t, y, x) AND the backbone feature
+            at the query point (bilinear in the query frame's token grid), so the readout can look for the point's
+            appearance in the other frames; without it the query only knows where the point starts.
+        point_offset_scale: frame sizes per unit of the head's offset output (1: an output of 1 moves the point by
+            the frame width/height). Smaller values make one optimiser step move the predicted points less: with
+            Adam every weight moves by ~lr per step, so at 1 an lr of 1e-3 jitters the offsets by pixels, more than
+            the motion of slow points.
         depth_loss_type: ``l2`` (default, the papers' loss: mean squared error over valid pixels) or ``log_l2``
             (mean squared error of log-depth over valid pixels, a scale-aware loss: an error counts relative to the
             true depth, as in the AbsRel metric, so near surfaces are not drowned by a far background) or ``log_l1``
@@ -89,6 +96,8 @@ class ReadoutConfig(PreTrainedConfig):
     point_visibility_loss_weight: float = 1.0
     point_certainty_loss_weight: float = 1.0
     point_certainty_threshold: float = 6.0
+    point_query_features: bool = False
+    point_offset_scale: float = 1.0
     depth_loss_type: str = "l2"
     depth_mean: float = 0.0
     depth_std: float = 1.0
@@ -114,6 +123,8 @@ class ReadoutConfig(PreTrainedConfig):
                 f"readout_num_params ({self.readout_num_params}) must be divisible by readout_num_heads "
                 f"({self.readout_num_heads})"
             )
+        if not self.point_offset_scale > 0:
+            raise ValueError(f"point_offset_scale must be > 0, got {self.point_offset_scale}")
         if not self.depth_std > 0:
             raise ValueError(f"depth_std must be > 0, got {self.depth_std}")
         if self.num_test_clips < 1:

@@ -35,6 +35,8 @@ from .modeling_fourds import depth_loss
 
 # Metric raster of the point-tracking losses (TAP-Vid evaluates on 256x256 frames).
 POINT_RASTER = 256.0
+# Initial visibility and certainty logits of an untrained point head: sigmoid(2)^2 = 0.78 > 0.5, predicted visible.
+POINT_INITIAL_LOGIT = 2.0
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -441,8 +443,26 @@ class ReadoutForPointTracking(ReadoutPreTrainedModel):
 
     def __init__(self, config: ReadoutConfig):
         super().__init__(config)
-        self.readout = self.build_readout(4 * self.num_frames, query_dim=fourier_dim(3, config.num_fourier_bands))
+        query_dim = fourier_dim(3, config.num_fourier_bands)
+        if config.point_query_features:
+            query_dim += self.feature_dim
+        self.readout = self.build_readout(4 * self.num_frames, query_dim=query_dim)
         self.post_init()
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if module is self.readout:
+            # Output layer, per frame (dx, dy, visibility, certainty): zero weights so the untrained head is exactly
+            # the "tracks stay at the query, always visible" baseline (a random output layer adds pixels of offset
+            # noise), and positive visibility / certainty biases (most ground-truth points are visible; TAPIR's
+            # "visible" needs sigmoid(v) * sigmoid(c) > 0.5, which zero logits (0.25) would never give).
+            classifier = module.classifier
+            init.zeros_(classifier.weight)
+            bias = torch.zeros(self.num_frames, 4)
+            bias[:, 2] = POINT_INITIAL_LOGIT
+            bias[:, 3] = POINT_INITIAL_LOGIT
+            init.copy_(classifier.bias, bias.flatten())
 
     @can_return_tuple
     def forward(
@@ -475,10 +495,14 @@ class ReadoutForPointTracking(ReadoutPreTrainedModel):
         query_points = query_points.to(features.dtype)
         scale = query_points.new_tensor([max(frames - 1, 1), height, width])
         normalised = query_points / scale  # (t, y, x) in [0, 1]
-        logits = self.readout(features, fourier_encode(normalised, self.config.num_fourier_bands))
+        queries = fourier_encode(normalised, self.config.num_fourier_bands)
+        if self.config.point_query_features:
+            queries = torch.cat([queries, self.query_point_features(features, normalised, height, width)], dim=-1)
+        logits = self.readout(features, queries)
         logits = logits.reshape(*logits.shape[:2], frames, 4)
         start = normalised[..., [2, 1]].unsqueeze(2)  # (x, y) of the query point
-        positions = (start + logits[..., :2]) * query_points.new_tensor([width, height])
+        offsets = self.config.point_offset_scale * logits[..., :2]
+        positions = (start + offsets) * query_points.new_tensor([width, height])
         visibility_logits, certainty_logits = logits[..., 2], logits[..., 3]
         predicted_occluded = torch.sigmoid(visibility_logits) * torch.sigmoid(certainty_logits) <= 0.5
         loss = None
@@ -491,6 +515,31 @@ class ReadoutForPointTracking(ReadoutPreTrainedModel):
             certainty_logits=certainty_logits,
             occluded=predicted_occluded,
         )
+
+    @staticmethod
+    def query_point_features(features: torch.Tensor, normalised: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """(B, N, C) features at each query point: the query frame's token grid sampled bilinearly at (y, x),
+        layer-normalised (no parameters). Gives the query the appearance of the point to track, so attention can
+        match it against the tokens of the other frames instead of localising a coordinate only."""
+        batch, frames, tokens, channels = features.shape
+        grid_h = max(1, round(math.sqrt(tokens * height / width)))
+        grid_w = tokens // grid_h
+        if grid_h * grid_w != tokens:
+            raise ValueError(
+                f"point_query_features needs a token grid matching the {height}x{width} frame; {tokens} tokens per "
+                "frame do not factor as its aspect ratio"
+            )
+        frame_index = (normalised[..., 0] * (frames - 1)).round().long().clamp(0, frames - 1)  # (B, N)
+        maps = features.permute(0, 1, 3, 2).reshape(batch, frames, channels, grid_h, grid_w)
+        per_query = maps[torch.arange(batch, device=features.device)[:, None], frame_index]  # (B, N, C, h, w)
+        points = normalised.shape[1]
+        # grid_sample coordinates: -1 / +1 are the outer edges of the frame (align_corners=False).
+        grid = (normalised[..., [2, 1]] * 2 - 1).reshape(batch * points, 1, 1, 2)
+        sampled = nn.functional.grid_sample(
+            per_query.reshape(batch * points, channels, grid_h, grid_w), grid, mode="bilinear",
+            padding_mode="border", align_corners=False,
+        ).reshape(batch, points, channels)
+        return nn.functional.layer_norm(sampled, (channels,))
 
     def point_loss(self, positions, visibility_logits, certainty_logits, tracks, occluded, height, width):
         """Huber on positions (256-px raster) over visible points + BCE(visibility) + BCE(certainty)."""

@@ -330,6 +330,8 @@ def test_feature_position_embedding_is_added_to_pixel_and_cached_features():
     pixels = batch.pop("pixel_values")
     features = model.extract_features(pixels)
     with torch.no_grad():
+        # The untrained offset output is zero (tracks = query points); give it weights so features matter.
+        model.readout.classifier.weight.normal_(std=0.1)
         from_pixels = model(pixel_values=pixels, **batch)
         from_cache = model(features=features, **batch)
         model.feature_position_embedding.zero_()
@@ -338,3 +340,30 @@ def test_feature_position_embedding_is_added_to_pixel_and_cached_features():
     assert not torch.allclose(from_cache.tracks, without.tracks)
     with pytest.raises(ValueError, match="tokens per frame"):
         model(features=features[:, :, :1], **batch)
+
+
+def test_untrained_point_head_is_the_stay_at_query_baseline():
+    """Zero offset output and positive visibility/certainty logits: tracks stay at the query, predicted visible."""
+    batch = make_batch("points")
+    for options in ({}, {"point_query_features": True, "point_offset_scale": 0.1}):
+        model = ReadoutForPointTracking(readout_config("points", **options)).eval()
+        with torch.no_grad():
+            out = model(**batch)
+        query_xy = batch["query_points"][..., [2, 1]].unsqueeze(2).expand_as(out.tracks)
+        torch.testing.assert_close(out.tracks, query_xy, atol=1e-5, rtol=0)
+        assert not out.occluded.any()
+
+
+def test_point_query_features_sample_the_query_frame_token_grid():
+    # 2 frames of a 2x2 token grid over a 16x16 frame (8 px tokens); token k of frame f holds a one-hot pattern.
+    features = torch.zeros(1, 2, 4, 8)
+    for frame in range(2):
+        for token in range(4):
+            features[0, frame, token, frame * 4 + token] = 1.0
+    # (t, y, x) normalised: frame 1 at the centre of token 2 (row 1, col 0), frame 0 at the centre of token 1.
+    normalised = torch.tensor([[[1.0, 0.75, 0.25], [0.0, 0.25, 0.75]]])
+    sampled = ReadoutForPointTracking.query_point_features(features, normalised, 16, 16)
+    expected = torch.nn.functional.layer_norm(features[0, [1, 0], [2, 1]], (8,))
+    torch.testing.assert_close(sampled[0], expected)
+    with pytest.raises(ValueError, match="token grid"):
+        ReadoutForPointTracking.query_point_features(features[:, :, :3], normalised, 16, 16)
