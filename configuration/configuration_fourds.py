@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import field
 
 from transformers import PreTrainedConfig
+
+from .config_presets import preset_values
 
 # Backbone sizes of the paper (kauldron VIT_SIZES; "j" from the paper). Every released model uses 2x16x16 tubelets on
 # 16x224x224 clips.
@@ -121,10 +122,7 @@ class FourDSConfig(PreTrainedConfig):
 
         Keyword arguments override preset values, e.g. ``FourDSConfig.from_preset("b", num_frames=32)``.
         """
-        key = name.lower().replace("_", "-").removeprefix("4ds-")
-        if key not in FOURDS_PRESETS:
-            raise ValueError(f"unknown 4DS preset {name!r}; available: {', '.join(sorted(FOURDS_PRESETS))}")
-        return cls(**{**copy.deepcopy(FOURDS_PRESETS[key]), **overrides})
+        return cls(**{**preset_values(FOURDS_PRESETS, name, "4DS", prefixes=("4ds-",)), **overrides})
 
     @staticmethod
     def preset_names() -> list[str]:

@@ -9,10 +9,11 @@ step so the emitted corrected states are normalised).
 
 from __future__ import annotations
 
-import copy
 from dataclasses import field
 
 from transformers import PreTrainedConfig
+
+from .config_presets import preset_values
 
 MOOG_PRESETS = {
     # The inference notebook (colabs/moog_inference_demo.ipynb) = moog_ego4d_*_ckpt_164335139.npz.
@@ -191,10 +192,7 @@ class MooGConfig(PreTrainedConfig):
     @classmethod
     def from_preset(cls, name: str, **overrides) -> MooGConfig:
         """``released`` (default, the Ego4D checkpoints) or ``movi`` (the training configuration)."""
-        key = name.lower().replace("_", "-").removeprefix("moog-")
-        if key not in MOOG_PRESETS:
-            raise ValueError(f"unknown MooG preset {name!r}; available: {', '.join(sorted(MOOG_PRESETS))}")
-        return cls(**{**copy.deepcopy(MOOG_PRESETS[key]), **overrides})
+        return cls(**{**preset_values(MOOG_PRESETS, name, "MooG", prefixes=("moog-",)), **overrides})
 
     @staticmethod
     def preset_names() -> list[str]:

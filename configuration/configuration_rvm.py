@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import field
 
 from transformers import PreTrainedConfig
+
+from .config_presets import preset_values
 
 # Encoder rows of the notebook's VIT_SIZES; recurrent-core settings of the released files (L verified in the notebook,
 # S/B/H read from the released files' array shapes as recorded in their manifests). Every released decoder is
@@ -125,11 +126,10 @@ class RVMConfig(PreTrainedConfig):
 
         Keyword arguments override preset values, e.g. ``RVMConfig.from_preset("s", image_size=[480, 880])``.
         """
-        key = name.lower().replace("_", "-").removeprefix("rvm-").removeprefix("pretrain-rvm-")
-        key = RVM_PRESET_ALIASES.get(key, key)
-        if key not in RVM_PRESETS:
-            raise ValueError(f"unknown RVM preset {name!r}; available: {', '.join(sorted(RVM_PRESETS))}")
-        return cls(**{**copy.deepcopy(RVM_PRESETS[key]), **overrides})
+        values = preset_values(
+            RVM_PRESETS, name, "RVM", prefixes=("rvm-", "pretrain-rvm-"), aliases=RVM_PRESET_ALIASES
+        )
+        return cls(**{**values, **overrides})
 
     @staticmethod
     def preset_names() -> list[str]:
