@@ -52,6 +52,11 @@ class ReadoutConfig(PreTrainedConfig):
         point_query_features: build each point query from its Fourier-encoded (t, y, x) AND the backbone feature
             at the query point (bilinear in the query frame's token grid), so the readout can look for the point's
             appearance in the other frames; without it the query only knows where the point starts.
+        point_frames_per_query: 0 (default) for one query per track that attends to every frame and predicts the whole
+            track; k > 0 for one query per track and k-frame chunk (the 4DS paper uses k = 2) that attends only to
+            that chunk's features and predicts its k frames. The chunk's (centre) time is Fourier-encoded into the
+            query. With one query for the whole clip a single attention softmax must serve every frame, which
+            blurs per-frame positions; per-chunk queries let each attention pick the point in its own frames.
         point_offset_scale: frame sizes per unit of the head's offset output (1: an output of 1 moves the point by
             the frame width/height). Smaller values make one optimiser step move the predicted points less: with
             Adam every weight moves by ~lr per step, so at 1 an lr of 1e-3 jitters the offsets by pixels, more than
@@ -97,6 +102,7 @@ class ReadoutConfig(PreTrainedConfig):
     point_certainty_loss_weight: float = 1.0
     point_certainty_threshold: float = 6.0
     point_query_features: bool = False
+    point_frames_per_query: int = 0
     point_offset_scale: float = 1.0
     depth_loss_type: str = "l2"
     depth_mean: float = 0.0
@@ -123,6 +129,8 @@ class ReadoutConfig(PreTrainedConfig):
                 f"readout_num_params ({self.readout_num_params}) must be divisible by readout_num_heads "
                 f"({self.readout_num_heads})"
             )
+        if not isinstance(self.point_frames_per_query, int) or self.point_frames_per_query < 0:
+            raise ValueError(f"point_frames_per_query must be an integer >= 0, got {self.point_frames_per_query!r}")
         if not self.point_offset_scale > 0:
             raise ValueError(f"point_offset_scale must be > 0, got {self.point_offset_scale}")
         if not self.depth_std > 0:

@@ -141,9 +141,12 @@ class SelfAttention(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         batch, length, _ = hidden_states.shape
         qkv = self.qkv(hidden_states).view(batch, length, 3, self.num_heads, self.head_dim)
-        # One copy into (3, B, heads, N, head_dim): SDPA reads contiguous rows ~10% faster on CPU than the strided
-        # views of the fused projection (row stride 3 * hidden_size), which more than pays for the copy.
-        query, key, value = qkv.permute(2, 0, 3, 1, 4).contiguous().unbind(0)
+        qkv = qkv.permute(2, 0, 3, 1, 4)  # (3, B, heads, N, head_dim) views of the fused projection
+        if qkv.dtype == torch.float32 and qkv.device.type == "cpu":
+            # CPU flash attention reads contiguous fp32 rows ~10% faster than these strided views, which pays for
+            # the copy; in bf16 the copy costs more than it saves (benchmarks/bench_attention_layout.py).
+            qkv = qkv.contiguous()
+        query, key, value = qkv.unbind(0)
         attention = attention_interface(self.config)
         output, weights = attention(
             self, query, key, value, attention_mask, scaling=self.scaling, dropout=0.0, is_causal=False, **kwargs

@@ -432,7 +432,8 @@ def check_point_targets(query_points, tracks, occluded, num_frames: int, height:
 
 
 class ReadoutForPointTracking(ReadoutPreTrainedModel):
-    """Point tracking: one query per track, from its Fourier-encoded query point (t, y, x).
+    """Point tracking: one query per track (or per track and ``point_frames_per_query``-frame chunk, as in the 4DS
+    paper), from its Fourier-encoded query point (t, y, x).
 
     Per track and frame the readout predicts an (x, y) offset from the query point (so the untrained head starts at
     the "tracks stay at the query" baseline), a visibility logit and a certainty logit. A point is predicted visible
@@ -446,7 +447,15 @@ class ReadoutForPointTracking(ReadoutPreTrainedModel):
         query_dim = fourier_dim(3, config.num_fourier_bands)
         if config.point_query_features:
             query_dim += self.feature_dim
-        self.readout = self.build_readout(4 * self.num_frames, query_dim=query_dim)
+        chunk = config.point_frames_per_query
+        if chunk:
+            if self.num_frames % chunk:
+                raise ValueError(
+                    f"point_frames_per_query={chunk} must divide the readout's {self.num_frames} frames"
+                )
+            query_dim += fourier_dim(1, config.num_fourier_bands)  # the chunk's time
+        self.frames_per_query = chunk or self.num_frames
+        self.readout = self.build_readout(4 * self.frames_per_query, query_dim=query_dim, num_frames=self.frames_per_query)
         self.post_init()
 
     @torch.no_grad()
@@ -459,7 +468,7 @@ class ReadoutForPointTracking(ReadoutPreTrainedModel):
             # "visible" needs sigmoid(v) * sigmoid(c) > 0.5, which zero logits (0.25) would never give).
             classifier = module.classifier
             init.zeros_(classifier.weight)
-            bias = torch.zeros(self.num_frames, 4)
+            bias = torch.zeros(self.frames_per_query, 4)
             bias[:, 2] = POINT_INITIAL_LOGIT
             bias[:, 3] = POINT_INITIAL_LOGIT
             init.copy_(classifier.bias, bias.flatten())
@@ -498,8 +507,7 @@ class ReadoutForPointTracking(ReadoutPreTrainedModel):
         queries = fourier_encode(normalised, self.config.num_fourier_bands)
         if self.config.point_query_features:
             queries = torch.cat([queries, self.query_point_features(features, normalised, height, width)], dim=-1)
-        logits = self.readout(features, queries)
-        logits = logits.reshape(*logits.shape[:2], frames, 4)
+        logits = self.track_logits(features, queries)  # (B, N, T, 4)
         start = normalised[..., [2, 1]].unsqueeze(2)  # (x, y) of the query point
         offsets = self.config.point_offset_scale * logits[..., :2]
         positions = (start + offsets) * query_points.new_tensor([width, height])
@@ -515,6 +523,31 @@ class ReadoutForPointTracking(ReadoutPreTrainedModel):
             certainty_logits=certainty_logits,
             occluded=predicted_occluded,
         )
+
+    def track_logits(self, features: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+        """(B, T, S, C) features and (B, N, Q) track queries -> (B, N, T, 4) per-frame (dx, dy, visibility,
+        certainty) logits: one readout query per track, or one per track and chunk of ``point_frames_per_query``
+        frames attending only to that chunk."""
+        batch, frames, tokens, channels = features.shape
+        points = queries.shape[1]
+        chunk = self.frames_per_query
+        if chunk == frames:
+            return self.readout(features, queries).reshape(batch, points, frames, 4)
+        chunks = frames // chunk
+        centres = (torch.arange(chunks, device=features.device, dtype=queries.dtype) * chunk + (chunk - 1) / 2)
+        chunk_time = fourier_encode((centres / max(frames - 1, 1))[:, None], self.config.num_fourier_bands)
+        chunk_queries = torch.cat(
+            [
+                queries[:, None].expand(batch, chunks, points, queries.shape[-1]),
+                chunk_time[None, :, None].expand(batch, chunks, points, chunk_time.shape[-1]),
+            ],
+            dim=-1,
+        )
+        logits = self.readout(
+            features.reshape(batch * chunks, chunk, tokens, channels),
+            chunk_queries.reshape(batch * chunks, points, -1),
+        )
+        return logits.reshape(batch, chunks, points, chunk, 4).permute(0, 2, 1, 3, 4).reshape(batch, points, frames, 4)
 
     @staticmethod
     def query_point_features(features: torch.Tensor, normalised: torch.Tensor, height: int, width: int) -> torch.Tensor:

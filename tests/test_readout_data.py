@@ -81,6 +81,21 @@ def test_in_memory_synthetic_source_and_resizing():
     np.testing.assert_allclose(example["query_points"].numpy(), clip["query_points"] * [1, 0.5, 0.5], atol=1e-5)
 
 
+def test_synthetic_source_caches_rendered_clips_within_its_budget():
+    source = SyntheticSource(3, seed=1, num_frames=4, height=16, width=16, num_points=4)
+    first = source.load(2)
+    first["video"] = None  # callers get their own dict: replacing a field does not touch the cache
+    again = source.load(2)
+    np.testing.assert_array_equal(again["video"], generate_clip(seed=(1, 2), num_frames=4, height=16, width=16,
+                                                                 num_points=4)["video"])  # fmt: skip
+    assert again["depth"] is source.load(2)["depth"]  # rendered once
+    uncached = SyntheticSource(3, seed=1, cache_bytes=0, num_frames=4, height=16, width=16, num_points=4)
+    assert uncached.load(2)["depth"] is not uncached.load(2)["depth"]
+    np.testing.assert_array_equal(uncached.load(2)["depth"], again["depth"])
+    with pytest.raises(ValueError, match="cache_bytes"):
+        SyntheticSource(3, cache_bytes=-1)
+
+
 def test_npz_layout_with_video_inside_and_normalisation(tmp_path):
     clip = generate_clip(seed=1, num_frames=FRAMES, height=SIZE, width=SIZE, num_objects=1, num_points=3)
     np.savez(tmp_path / "a.npz", video=clip["video"], depth=clip["depth"])

@@ -345,7 +345,7 @@ def test_feature_position_embedding_is_added_to_pixel_and_cached_features():
 def test_untrained_point_head_is_the_stay_at_query_baseline():
     """Zero offset output and positive visibility/certainty logits: tracks stay at the query, predicted visible."""
     batch = make_batch("points")
-    for options in ({}, {"point_query_features": True, "point_offset_scale": 0.1}):
+    for options in ({}, {"point_query_features": True, "point_offset_scale": 0.1}, {"point_frames_per_query": 2}):
         model = ReadoutForPointTracking(readout_config("points", **options)).eval()
         with torch.no_grad():
             out = model(**batch)
@@ -367,3 +367,30 @@ def test_point_query_features_sample_the_query_frame_token_grid():
     torch.testing.assert_close(sampled[0], expected)
     with pytest.raises(ValueError, match="token grid"):
         ReadoutForPointTracking.query_point_features(features[:, :, :3], normalised, 16, 16)
+
+
+def test_point_queries_per_chunk_see_only_their_frames():
+    """point_frames_per_query=k: one query per track and k-frame chunk, attending only to that chunk's features."""
+    batch = make_batch("points")
+    model = ReadoutForPointTracking(readout_config("points", point_frames_per_query=2)).eval()
+    torch.nn.init.normal_(model.readout.classifier.weight, std=0.1)  # leave the stay-at-query start
+    features = model.extract_features(batch["pixel_values"])
+    with torch.no_grad():
+        out = model(features=features, query_points=batch["query_points"])
+        changed = features.clone()
+        changed[:, 2:] += torch.randn_like(changed[:, 2:])  # only the second chunk of the 4 frames
+        other = model(features=changed, query_points=batch["query_points"])
+    assert out.tracks.shape == (BATCH, batch["query_points"].shape[1], FRAMES, 2)
+    torch.testing.assert_close(other.tracks[:, :, :2], out.tracks[:, :, :2])  # first chunk untouched
+    assert not torch.allclose(other.tracks[:, :, 2:], out.tracks[:, :, 2:])
+    # The chunk's time is in its query: identical features in both chunks still give different outputs per chunk.
+    same = features[:, :2].repeat(1, 2, 1, 1)
+    with torch.no_grad():
+        tiled = model(features=same, query_points=batch["query_points"])
+    assert not torch.allclose(tiled.tracks[:, :, :2], tiled.tracks[:, :, 2:])
+    loss = ReadoutForPointTracking(readout_config("points", point_frames_per_query=2))(**batch).loss
+    loss.backward()
+    with pytest.raises(ValueError, match="must divide"):
+        ReadoutForPointTracking(readout_config("points", point_frames_per_query=3))
+    with pytest.raises(ValueError, match="point_frames_per_query"):
+        readout_config("points", point_frames_per_query=-1)

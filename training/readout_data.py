@@ -181,15 +181,25 @@ class NpzFolderSource(ClipSource):
 
 
 class SyntheticSource(ClipSource):
-    """``num_clips`` synthetic clips generated in memory (clip ``i`` from seed ``(seed, i)``), nothing on disk."""
+    """``num_clips`` synthetic clips generated in memory (clip ``i`` from seed ``(seed, i)``), nothing on disk.
 
-    def __init__(self, num_clips: int, seed: int = 0, **generate_options):
+    Rendered clips are kept in memory up to ``cache_bytes`` (default 256 MiB, 0 disables), so end-to-end training,
+    which loads every clip once per epoch, renders each clip once instead of once per epoch (a 32x32x8 clip takes
+    ~5 ms to render, as long as a training step of a small readout).
+    """
+
+    DEFAULT_CACHE_BYTES = 256 * 2**20
+
+    def __init__(self, num_clips: int, seed: int = 0, cache_bytes: int = DEFAULT_CACHE_BYTES, **generate_options):
         from rep4d.training.synthetic import LABEL_NAMES, generate_clip
 
         if num_clips < 1:
             raise ValueError(f"num_clips must be >= 1, got {num_clips}")
+        if cache_bytes < 0:
+            raise ValueError(f"cache_bytes must be >= 0, got {cache_bytes}")
         self.num_clips, self.seed, self.options = int(num_clips), int(seed), generate_options
         self.label_names = list(LABEL_NAMES)
+        self.cache_bytes, self._cache, self._cached_bytes = int(cache_bytes), {}, 0
         generate_clip(seed=(self.seed, 0), **self.options)  # validate the options now, not in a worker
 
     def __len__(self) -> int:
@@ -201,7 +211,16 @@ class SyntheticSource(ClipSource):
     def load(self, index: int) -> dict[str, np.ndarray]:
         from rep4d.training.synthetic import generate_clip
 
-        return generate_clip(seed=(self.seed, int(index)), **self.options)
+        index = int(index)
+        clip = self._cache.get(index)
+        if clip is None:
+            clip = generate_clip(seed=(self.seed, index), **self.options)
+            size = sum(value.nbytes for value in clip.values())
+            if self._cached_bytes + size <= self.cache_bytes:
+                self._cache[index] = clip
+                self._cached_bytes += size
+        # A new dict per call: callers may add or replace fields; the arrays themselves are only read.
+        return dict(clip)
 
 
 class RestrictedUnpickler(pickle.Unpickler):
