@@ -31,8 +31,8 @@ def main() -> None:
             dtype = torch.float32 if name == "fp32" else torch.bfloat16
             qkv = torch.randn(batch, args.tokens, 3, args.heads, args.head_dim, dtype=dtype).permute(2, 0, 3, 1, 4)
             variants = {
-                "strided": lambda: sdpa(*qkv.unbind(0)),
-                "contiguous": lambda: sdpa(*qkv.contiguous().unbind(0)),
+                "strided": lambda qkv=qkv: sdpa(*qkv.unbind(0)),
+                "contiguous": lambda qkv=qkv: sdpa(*qkv.contiguous().unbind(0)),
             }
             best = dict.fromkeys(variants, float("inf"))
             with torch.inference_mode():
