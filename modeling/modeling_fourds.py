@@ -341,17 +341,25 @@ class FourDSForDepthEstimation(FourDSPreTrainedModel):
         )
 
 
+def depth_valid_mask(
+    predicted: torch.Tensor, labels: torch.Tensor, valid_mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Checked (B, T, H, W) bool mask of the pixels a depth loss counts: ``valid_mask`` if given, else the pixels
+    with finite ground truth > 0."""
+    if labels.shape != predicted.shape:
+        raise ValueError(f"depth labels must have shape {tuple(predicted.shape)} (B, T, H, W), got {tuple(labels.shape)}")
+    if valid_mask is None:
+        return torch.isfinite(labels) & (labels > 0)
+    if valid_mask.shape != labels.shape:
+        raise ValueError(f"valid_mask must have shape {tuple(labels.shape)}, got {tuple(valid_mask.shape)}")
+    return valid_mask.bool()
+
+
 def depth_loss(
     predicted: torch.Tensor, labels: torch.Tensor, valid_mask: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Mean squared error over valid pixels (finite ground truth > 0 unless a mask is given)."""
-    if labels.shape != predicted.shape:
-        raise ValueError(f"depth labels must have shape {tuple(predicted.shape)} (B, T, H, W), got {tuple(labels.shape)}")
-    if valid_mask is None:
-        valid_mask = torch.isfinite(labels) & (labels > 0)
-    elif valid_mask.shape != labels.shape:
-        raise ValueError(f"valid_mask must have shape {tuple(labels.shape)}, got {tuple(valid_mask.shape)}")
-    valid_mask = valid_mask.bool()
+    valid_mask = depth_valid_mask(predicted, labels, valid_mask)
     squared = (predicted.float() - torch.nan_to_num(labels.float())) ** 2
     return (squared * valid_mask).sum() / valid_mask.sum().clamp_min(1)
 

@@ -31,7 +31,7 @@ from transformers.utils import ModelOutput, can_return_tuple
 from ..configuration.configuration_readout import ReadoutConfig
 from .backbone_adapters import backbone_adapter_class
 from .layers import AttentionReadout, init_reference_weights, patches_to_video
-from .modeling_fourds import depth_loss
+from .modeling_fourds import depth_loss, depth_valid_mask
 
 # Metric raster of the point-tracking losses (TAP-Vid evaluates on 256x256 frames).
 POINT_RASTER = 256.0
@@ -127,13 +127,8 @@ def log_depth_loss(
     Predictions are clamped to ``eps`` before the log (a negative depth gets the gradient-free penalty of
     ``log(eps)``); the head's output starts at the mean training depth, far from that clamp.
     """
-    if labels.shape != predicted.shape:
-        raise ValueError(f"depth labels must have shape {tuple(predicted.shape)} (B, T, H, W), got {tuple(labels.shape)}")
-    if valid_mask is None:
-        valid_mask = torch.isfinite(labels) & (labels > 0)
-    elif valid_mask.shape != labels.shape:
-        raise ValueError(f"valid_mask must have shape {tuple(labels.shape)}, got {tuple(valid_mask.shape)}")
-    valid_mask = valid_mask.bool() & torch.isfinite(labels) & (labels > 0)
+    # The log needs positive labels even where a given mask says valid.
+    valid_mask = depth_valid_mask(predicted, labels, valid_mask) & torch.isfinite(labels) & (labels > 0)
     target = torch.log(torch.where(valid_mask, labels.float(), torch.ones_like(labels.float())))
     error = torch.log(predicted.float().clamp_min(eps)) - target
     error = error.abs() if norm == "l1" else error**2

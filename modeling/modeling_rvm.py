@@ -22,7 +22,14 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput, can_return_tuple
 
 from ..configuration.configuration_rvm import RVMConfig
-from .layers import CrossAttention, FeedForward, SelfAttention, cubic_resize_matrix, init_reference_weights
+from .layers import (
+    CrossAttention,
+    FeedForward,
+    SelfAttention,
+    check_video_input,
+    cubic_resize_matrix,
+    init_reference_weights,
+)
 
 # --------------------------------------------------------------------------------------------------------------------
 # Position tables
@@ -122,22 +129,14 @@ def check_frames(pixel_values, num_channels: int, patch_size: int, name: str = "
     if not isinstance(pixel_values, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape (batch, channels, height, width) or "
                         "(batch, frames, channels, height, width)")
-    if pixel_values.ndim == 4:
-        pixel_values = pixel_values.unsqueeze(1)
-    if pixel_values.ndim != 5:
+    if pixel_values.ndim not in (4, 5):
         raise ValueError(
             f"{name} must have shape (batch, channels, height, width) or (batch, frames, channels, height, width), "
             f"got {tuple(pixel_values.shape)}"
         )
-    if not pixel_values.is_floating_point():
-        raise ValueError(
-            f"{name} must be a floating tensor with values in [0, 1], got dtype {pixel_values.dtype}; "
-            "use the video processor (or divide uint8 frames by 255)"
-        )
-    if pixel_values.shape[2] != num_channels:
-        raise ValueError(
-            f"{name} must have {num_channels} channels in dimension -3, got shape {tuple(pixel_values.shape)}"
-        )
+    if pixel_values.ndim == 4:
+        pixel_values = pixel_values.unsqueeze(1)
+    check_video_input(pixel_values, num_channels, name)
     height, width = pixel_values.shape[-2:]
     if height < patch_size or width < patch_size:
         raise ValueError(f"{name} frames of {height}x{width} are smaller than one {patch_size}x{patch_size} patch")
