@@ -121,6 +121,7 @@ def compare(port: np.ndarray, reference: np.ndarray, tolerance: Tolerance) -> Ke
 
 def find_runner(case: dict, case_dir: Path) -> ParityRunner:
     import rep4d  # noqa: F401  (registers every method's runner)
+    import rep4d.protocol_parity  # noqa: F401  (registers the task-level protocol runners)
 
     for runner in PARITY_RUNNERS:
         if runner.accepts(case, case_dir):

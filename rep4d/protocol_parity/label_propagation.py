@@ -1,0 +1,1 @@
+"""Parity runner for `protocols/label_propagation` fixture cases (to be written)."""

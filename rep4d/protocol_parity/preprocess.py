@@ -1,0 +1,1 @@
+"""Parity runner for `protocols/preprocess` fixture cases (to be written)."""

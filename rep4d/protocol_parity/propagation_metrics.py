@@ -1,0 +1,1 @@
+"""Parity runner for `protocols/propagation_metrics` fixture cases (to be written)."""

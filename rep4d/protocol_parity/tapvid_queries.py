@@ -1,0 +1,1 @@
+"""Parity runner for `protocols/tapvid_queries` fixture cases (to be written)."""
