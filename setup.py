@@ -24,7 +24,7 @@ setup(
     package_dir={"rep4d": "rep4d", **{f"rep4d.{folder}": folder for folder in MAPPED_FOLDERS}},
     # The evaluate metric modules are plain scripts loaded by path (evaluate.load), not importable packages.
     package_data={
-        "rep4d": ["py.typed", "manifests/*/*.json"],
+        "rep4d": ["py.typed", "manifests/*/*.json", "assets/*.mp4", "assets/*.md"],
         "rep4d.training": ["configs/*", "metric_modules/README.md", "metric_modules/*/*.py"],
         "rep4d.model_cards": ["template.md", "*/README.md"],
         "rep4d.model_zoo": ["*/*.json", "*/*.safetensors", "*/*.md", "*/*.csv", "*/*.py"],
@@ -43,9 +43,10 @@ setup(
         "numpy",
         "pillow",
         "tqdm",
+        "scipy",  # scipy.io.loadmat: JHMDB joint_positions.mat (rep4d benchmark propagation)
     ],
     extras_require={
-        "dev": ["pytest>=8", "pytest-timeout", "ruff", "tensorboard", "scipy"],
+        "dev": ["pytest>=8", "pytest-timeout", "ruff", "tensorboard", "scipy", "parameterized"],
         "deepspeed": ["deepspeed"],
     },
     entry_points={"console_scripts": ["rep4d=rep4d.cli:main"]},

@@ -59,7 +59,7 @@ def main() -> None:
     for checkpointing in (False, True):
         model = FourDSForPreTraining(config).train()
         if checkpointing:
-            model.gradient_checkpointing_enable()
+            model.activation_checkpointing_enable()
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05)
         activations = saved_activation_bytes(model, pixels, 0)
         times = []

@@ -32,7 +32,7 @@ def bench(size: str, device: str, dtype: torch.dtype, attention: str, frames: in
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
             start = time.perf_counter()
-            state = model(video[:, t], state=state).state
+            state = model(video[:, t], state=state).final_state
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
             if t >= warmup:

@@ -57,7 +57,7 @@ def moog_step(model):
 
 def rvm_step(model):
     def step(frame, state):
-        return model(frame, state=state).state
+        return model(frame, state=state).final_state
 
     return step
 

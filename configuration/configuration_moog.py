@@ -64,6 +64,13 @@ class MooGConfig(PreTrainedConfig):
     """
 
     model_type = "moog"
+    # transformers' standard names: the width of the state tokens and the corrector (the transformer that reads each
+    # frame into the state).
+    attribute_map = {
+        "hidden_size": "token_size",
+        "num_attention_heads": "corrector_num_heads",
+        "num_hidden_layers": "corrector_num_layers",
+    }
 
     num_channels: int = 3
     image_size: list[int] | tuple[int, int] = field(default_factory=lambda: [256, 256])

@@ -15,6 +15,14 @@ from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
 READOUT_TASKS = ("depth", "points", "boxes", "pose", "classification")
+# The head class of each task: the default ``architectures`` entry, which selects the class AutoModel loads.
+READOUT_ARCHITECTURES = {
+    "depth": "ReadoutForDepthEstimation",
+    "points": "ReadoutForPointTracking",
+    "boxes": "ReadoutForBoxTracking",
+    "pose": "ReadoutForCameraPose",
+    "classification": "ReadoutForVideoClassification",
+}
 DEPTH_QUERY_TYPES = ("patch", "coordinate")
 DEPTH_LOSS_TYPES = ("l2", "log_l2", "log_l1")
 
@@ -140,6 +148,22 @@ class ReadoutConfig(PreTrainedConfig):
         if not 0.0 <= self.backbone_learning_rate_scale:
             raise ValueError(f"backbone_learning_rate_scale must be >= 0, got {self.backbone_learning_rate_scale}")
         super().__post_init__(**kwargs)
+        if not self.architectures:
+            # AutoModel maps this one config class to the five heads: ``architectures`` picks the head of the task.
+            self.architectures = [READOUT_ARCHITECTURES[self.task]]
+
+    @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs):
+        """Refuse the config of another model family with a message naming the family expected (instead of
+        silently building a default readout from unrelated fields)."""
+        model_type = config_dict.get("model_type")
+        if model_type is not None and model_type != cls.model_type:
+            raise ValueError(
+                f"expected a readout config (model_type {cls.model_type!r}), got a {model_type!r} config; load that "
+                "model with its own class or AutoModel, or build a readout around it with "
+                "ReadoutFor<Task>.from_backbone(model)"
+            )
+        return super().from_dict(config_dict, **kwargs)
 
 
-__all__ = ["ReadoutConfig", "READOUT_TASKS", "DEPTH_QUERY_TYPES", "DEPTH_LOSS_TYPES"]
+__all__ = ["ReadoutConfig", "READOUT_TASKS", "READOUT_ARCHITECTURES", "DEPTH_QUERY_TYPES", "DEPTH_LOSS_TYPES"]

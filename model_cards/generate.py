@@ -1,9 +1,11 @@
 """Regenerate the model cards of the released checkpoints from ``model_cards/template.md``.
 
-    python model_cards/generate.py            # writes model_cards/<release>/README.md for all ten releases
+    python model_cards/generate.py            # writes model_cards/<release>/README.md for all twelve releases
     python model_cards/generate.py --zoo      # also the cards of the embedded demo models in model_zoo/
 
-Parameter counts come from the checkpoint manifests (rep4d/manifests/<method>/), checked against the model built on
+Release names, files and URLs come from rep4d.releases (the download table), the published results from the papers'
+tables (rep4d.publishing: FOURDS_TABLES, MOOG_TABLES). Parameter counts come from the checkpoint manifests
+(rep4d/manifests/<family>/), checked against the model built on
 the meta device; tests/test_publishing.py checks that the committed cards are up to date.
 """
 

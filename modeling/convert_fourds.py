@@ -32,7 +32,7 @@ from rep4d.parity import ParityOutputs, Tolerance, load_case_arrays, register_pa
 
 from ..configuration.configuration_fourds import FOURDS_PRESETS, FourDSConfig
 from ..processing.video_processing_fourds import FourDSVideoProcessor
-from .layers import patches_to_video
+from .layers import patches_to_video, readout_layer_index
 from .modeling_fourds import FourDSForDepthEstimation, FourDSModel
 
 BACKBONE_PREFIXES = {"backbone": "params/", "depth": "params/layers_0/"}
@@ -154,9 +154,24 @@ class FourDSConverter(CheckpointConverter):
     def model_class(self, config, variant: str) -> type:
         return FourDSForDepthEstimation if variant == "depth" else FourDSModel
 
-    def parameter_sources(self, shapes: Shapes, config, variant: str) -> dict[str, ParamSource]:
+    def ignored_keys(self, shapes: Shapes, config, variant: str) -> set[str]:
+        # The depth model holds the blocks up to its readout layer only (FourDSModel(config, readout_only=True)): the
+        # released depth head never reads the blocks above it, whose arrays are therefore not converted.
+        if variant != "depth":
+            return set()
+        unused = [f"{BACKBONE_PREFIXES[variant]}processor/layers_{layer}/"
+                  for layer in range(depth_backbone_layers(config), config.num_hidden_layers)]
+        return {key for key in shapes if key.startswith(tuple(unused))} if unused else set()
+
+    def parameter_sources(
+        self, shapes: Shapes, config, variant: str, num_layers: int | None = None
+    ) -> dict[str, ParamSource]:
+        """Model parameter name -> checkpoint source; ``num_layers`` overrides the number of blocks mapped (default:
+        those the variant's model holds)."""
         ckpt = BACKBONE_PREFIXES[variant]
         model = "fourds." if variant == "depth" else ""
+        if num_layers is None:
+            num_layers = depth_backbone_layers(config) if variant == "depth" else config.num_hidden_layers
         sources = {
             f"{model}embeddings.patch_embeddings.weight": source(
                 f"{ckpt}encoder/patch_embedding/Conv_0/kernel", transform=lambda k: k.permute(4, 3, 0, 1, 2)
@@ -166,7 +181,7 @@ class FourDSConverter(CheckpointConverter):
                 f"{ckpt}encoder/posenc/embeddings", transform=lambda e: e.reshape(1, -1, e.shape[-1])
             ),
         }
-        for layer in range(config.num_hidden_layers):
+        for layer in range(num_layers):
             src = f"{ckpt}processor/layers_{layer}/"
             dst = f"{model}encoder.layers.{layer}."
             attention = f"{src}attention/"
@@ -202,6 +217,11 @@ FOURDS_CONVERTER = register_converter(FourDSConverter())
 
 
 # Golden-fixture parity ----------------------------------------------------------------------------------------------
+
+
+def depth_backbone_layers(config: FourDSConfig) -> int:
+    """Blocks of the backbone of :class:`FourDSForDepthEstimation`: those up to the readout layer."""
+    return max(readout_layer_index(config.num_hidden_layers + 1, config.readout_depth) - 1, 0)
 
 
 def config_from_case(case: dict) -> FourDSConfig:
@@ -253,7 +273,20 @@ def run_case(case_dir: Path, case: dict) -> ParityOutputs:
     config = config_from_case(case)
     plan = plan_conversion(shapes, FOURDS_CONVERTER, variant, config=config)
     model = load_converted_model(plan, params)
-    backbone = model.fourds if variant == "depth" else model
+    backbone = model
+    if variant == "depth":
+        # The depth model leaves out the blocks above its readout layer; the cases also compare every block's
+        # output, so the backbone comparisons run on a full backbone built from the same arrays.
+        sources = FOURDS_CONVERTER.parameter_sources(shapes, config, variant, num_layers=config.num_hidden_layers)
+        prefix = "fourds."
+        state = {
+            name[len(prefix):]: src.build(*(torch.from_numpy(params[key]) for key in src.keys)).float()
+            for name, src in sources.items()
+            if name.startswith(prefix)
+        }
+        backbone = FourDSModel(config)
+        backbone.load_state_dict(state, strict=True)
+        backbone.eval()
     pixel_values = torch.from_numpy(video).permute(0, 1, 4, 2, 3).contiguous()
 
     outputs = {}

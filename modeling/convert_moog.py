@@ -444,6 +444,36 @@ def _converted(arrays: dict, config: MooGConfig, expected_variant: str):
     return load_converted_model(plan_conversion(shapes, MOOG_CONVERTER, variant, config=config), arrays)
 
 
+HEAD_CASE_KEYS = {"point_head": "points", "box_head": "boxes", "recurrent_point_head": "recurrent_points"}
+
+
+def _head_models(case: dict, params: dict, backbone_file: str) -> dict:
+    """One tracking model per head of the case, keyed by variant (``points``, ``boxes``, ``recurrent_points``).
+
+    Each head file is converted together with the backbone alone (never with the other heads, whose keys have the
+    same layout), with a config built from the case's backbone and that head only (heads may differ in their
+    Fourier bases)."""
+    wanted = {variant: key for key, variant in HEAD_CASE_KEYS.items() if key in case}
+    models = {}
+    for name, arrays in params.items():
+        if name == backbone_file or not wanted:
+            continue
+        merged = {**params[backbone_file], **arrays}
+        variant = MOOG_CONVERTER.identify({key: tuple(value.shape) for key, value in merged.items()})
+        if variant not in wanted:
+            raise ConversionError(
+                f"{name}: the case has heads {sorted(wanted.values())} but this file looks like a {variant} parameter set"
+            )
+        if variant in models:
+            raise ConversionError(f"{name}: a second {variant} parameter set in one case")
+        head_case = {key: value for key, value in case.items() if key not in HEAD_CASE_KEYS or key == wanted[variant]}
+        models[variant] = _converted(merged, config_from_case(head_case), variant)
+    missing = set(wanted) - set(models)
+    if missing:
+        raise ConversionError(f"no parameter file for the case's {', '.join(sorted(wanted[v] for v in missing))}")
+    return models
+
+
 def run_case(case_dir: Path, case: dict) -> ParityOutputs:
     config = config_from_case(case)
     files = case.get("param_files") or sorted(p.name for p in case_dir.glob("*params.npz"))
@@ -490,24 +520,29 @@ def run_case(case_dir: Path, case: dict) -> ParityOutputs:
                 train_subsampled_targets=train.target_pixel_values.permute(0, 1, 3, 4, 2),
                 train_loss_l2=train.loss,
             )
-        merged = {key: value for name in files for key, value in params[name].items()}
+        heads = _head_models(case, params, backbone_file)
+        # The models return the shared task outputs (tracks in pixels, (B, Q, T) logits and occlusion, (B, O, T, 4)
+        # boxes); the reference keys hold the heads' raw layout: positions in [0, 1] and (B, T, Q, ...) arrays.
+        frame_scale = torch.tensor([float(width), float(height)])
         if "point_head" in case:
-            model = _converted(merged, config, "points")
-            r = model(pixel_values, torch.from_numpy(inputs["query_points"]), state=init_state)
+            r = heads["points"](pixel_values, torch.from_numpy(inputs["query_points"]), state=init_state)
             out.update(
                 points_query_embedding=r.query_embedding,
                 points_readout_raw=r.raw_output,
-                points_values=r.values,
-                points_logits_visible=r.logits_visible,
-                points_logits_certainty=r.logits_certainty,
-                points_visible=r.visible,
+                points_values=(r.tracks / frame_scale).transpose(1, 2),
+                points_logits_visible=r.visibility_logits.transpose(1, 2)[..., None],
+                points_logits_certainty=r.certainty_logits.transpose(1, 2)[..., None],
+                points_visible=(~r.occluded).transpose(1, 2)[..., None].float(),
             )
         if "box_head" in case:
-            model = _converted(merged, config, "boxes")
-            r = model(pixel_values, torch.from_numpy(inputs["query_boxes"]), state=init_state)
-            out.update(boxes_query_embedding=r.query_embedding, boxes_readout_raw=r.raw_output, boxes_values=r.values)
+            r = heads["boxes"](pixel_values, torch.from_numpy(inputs["query_boxes"]), state=init_state)
+            out.update(
+                boxes_query_embedding=r.query_embedding,
+                boxes_readout_raw=r.raw_output,
+                boxes_values=r.boxes.transpose(1, 2),
+            )
         if "recurrent_point_head" in case:
-            model = _converted(merged, config, "recurrent_points")
+            model = heads["recurrent_points"]
             r = model(
                 pixel_values,
                 torch.from_numpy(inputs["query_points"]),
@@ -516,9 +551,9 @@ def run_case(case_dir: Path, case: dict) -> ParityOutputs:
             )
             out.update(
                 recurrent_query_embedding=r.query_embedding,
-                recurrent_values=r.values,
-                recurrent_logits=torch.cat([r.logits_visible, r.logits_certainty], dim=-1),
-                recurrent_visible=r.visible,
+                recurrent_values=(r.tracks / frame_scale).transpose(1, 2),
+                recurrent_logits=torch.stack([r.visibility_logits, r.certainty_logits], dim=-1).transpose(1, 2),
+                recurrent_visible=(~r.occluded).transpose(1, 2)[..., None].float(),
                 recurrent_states=r.readout_states,
                 recurrent_states_corrected=r.readout_states_corrected,
             )

@@ -324,7 +324,7 @@ def run_stream(case_dir: Path, case: dict) -> dict[str, torch.Tensor]:
         state, steps = None, []
         for t in range(video.shape[1]):
             step = encoder(video[:, t], state=state, output_hidden_states=True, output_gates=True)
-            state = step.state
+            state = step.final_state
             steps.append(step)
 
         def cat(name):
@@ -362,7 +362,7 @@ def run_reconstruct(case_dir: Path, case: dict) -> dict[str, torch.Tensor]:
             "reconstructed": result.reconstruction.movedim(-3, -1),
             "mask": result.mask[..., None],
             "features": result.features,
-            "state": result.state,
+            "state": result.final_state,
             "source_tokens": torch.stack(
                 [model.rvm.embeddings.tokenize(source_frames[:, s]) for s in range(source_frames.shape[1])], dim=1
             ),

@@ -16,9 +16,42 @@ import numpy as np
 import torch
 from torch import nn
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
 
 # oneDNN's fused matmul + bias + GELU(tanh) epilogue on CPU (the op inductor emits for this pattern).
 _FUSED_CPU_LINEAR = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether oneDNN runs bfloat16 natively on this CPU (AVX512-BF16 / AMX); AVX2-only CPUs do not."""
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    try:
+        return bool(check()) if check is not None else False
+    except RuntimeError:
+        return False
+
+
+def fused_cpu_gelu_linear_supports(dtype: torch.dtype) -> bool:
+    """Whether the fused oneDNN linear + tanh-GELU op can run ``dtype`` on this CPU.
+
+    float32 always; bfloat16 only where oneDNN has native bf16 kernels: elsewhere ``_linear_pointwise`` fails with
+    "could not create a primitive descriptor", so bf16 falls back to the plain matmul + GELU (and a one-time warning
+    says that bf16 on this CPU is emulated and slow).
+    """
+    if not _FUSED_CPU_LINEAR:
+        return False
+    if dtype == torch.float32:
+        return True
+    if dtype == torch.bfloat16:
+        if cpu_has_native_bf16():
+            return True
+        logger.warning_once(
+            "bfloat16 was requested on a CPU without native bf16 support (no AVX512-BF16/AMX): rep4d uses the plain "
+            "(unfused) layers, and bf16 matmuls on this CPU are emulated and usually slower than float32."
+        )
+    return False
 
 
 class Linear(nn.Linear):
@@ -30,6 +63,8 @@ class Linear(nn.Linear):
       refreshes it; it is not part of the state dict.
     - :meth:`forward_gelu_tanh` fuses bias and the tanh-GELU into the oneDNN matmul on CPU, which saves the separate
       GELU pass over the MLP's widest activation (tanh-GELU is slower than erf-GELU on CPU, and the models need it).
+      float32 always; bfloat16 only on CPUs with native bf16 (:func:`fused_cpu_gelu_linear_supports`), otherwise the
+      plain path runs.
     """
 
     def _inference_operands(self, input: torch.Tensor):
@@ -59,10 +94,9 @@ class Linear(nn.Linear):
         operands = self._inference_operands(input)
         if (
             operands is not None
-            and _FUSED_CPU_LINEAR
             and input.device.type == "cpu"
-            and operands[0].dtype in (torch.float32, torch.bfloat16)
             and operands[0].dtype == operands[1].dtype
+            and fused_cpu_gelu_linear_supports(operands[0].dtype)
         ):
             x, weight, bias = operands
             return torch.ops.mkldnn._linear_pointwise(x.contiguous(), weight, bias, "gelu", [], "tanh")
@@ -70,9 +104,15 @@ class Linear(nn.Linear):
 
 
 def check_video_input(pixel_values: torch.Tensor, num_channels: int, name: str = "pixel_values") -> None:
-    """Refuse inputs that are not a (B, T, C, H, W) floating tensor with ``num_channels`` channels."""
+    """Refuse, with a one-line ValueError, inputs that are not a non-empty (B, T, C, H, W) floating tensor with
+    ``num_channels`` channels (arrays, integer dtypes such as uint8/uint16, grayscale (T, H, W) clips, empty clips)."""
     if not isinstance(pixel_values, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (batch, frames, channels, height, width)")
+        shape = getattr(pixel_values, "shape", None)
+        given = f"a {type(pixel_values).__name__}" + (f" of shape {tuple(shape)}" if shape is not None else "")
+        raise ValueError(
+            f"{name} must be a torch.Tensor of shape (batch, frames, channels, height, width), got {given}; "
+            "use the model's video processor to turn frames or arrays into pixel_values"
+        )
     if pixel_values.ndim != 5:
         raise ValueError(
             f"{name} must have shape (batch, frames, channels, height, width), got {tuple(pixel_values.shape)}"
@@ -87,6 +127,8 @@ def check_video_input(pixel_values: torch.Tensor, num_channels: int, name: str =
             f"{name} must have {num_channels} channels in dimension 2 (batch, frames, channels, height, width), "
             f"got shape {tuple(pixel_values.shape)}"
         )
+    if 0 in pixel_values.shape:
+        raise ValueError(f"{name} is empty: shape {tuple(pixel_values.shape)} (batch, frames, channels, height, width)")
 
 
 def eager_attention_forward(

@@ -31,6 +31,7 @@ from .layers import (
     readout_layer_index,
     video_to_patches,
 )
+from .outputs import VideoFeaturesOutput
 
 
 @dataclass
@@ -58,6 +59,9 @@ class FourDSDepthEstimatorOutput(ModelOutput):
         loss: mean squared error over valid pixels, when ``labels`` are given.
         predicted_depth: (B, T, H, W) raw depth values as the readout predicts them.
         readout_features: (B, T, h*w, D) backbone features fed to the readout.
+        hidden_states: (B, N, D) embeddings and the output of every block the model holds (those up to the readout
+            layer), when ``output_hidden_states``.
+        attentions: (B, heads, N, N) attention probabilities of those blocks, when ``output_attentions`` (eager).
     """
 
     loss: torch.FloatTensor | None = None
@@ -148,9 +152,10 @@ class FourDSLayer(GradientCheckpointingLayer):
 
 
 class FourDSEncoder(nn.Module):
-    def __init__(self, config: FourDSConfig):
+    def __init__(self, config: FourDSConfig, num_layers: int | None = None):
         super().__init__()
-        self.layers = nn.ModuleList([FourDSLayer(config) for _ in range(config.num_hidden_layers)])
+        num_layers = config.num_hidden_layers if num_layers is None else num_layers
+        self.layers = nn.ModuleList([FourDSLayer(config) for _ in range(num_layers)])
         self.gradient_checkpointing = False
 
 
@@ -187,13 +192,24 @@ class FourDSDecodingTokens(nn.Module):
 
 
 class FourDSModel(FourDSPreTrainedModel):
-    """The 4DS backbone: tubelet embedding + learned position embedding + L pre-LN transformer blocks."""
+    """The 4DS backbone: tubelet embedding + learned position embedding + L pre-LN transformer blocks.
 
-    def __init__(self, config: FourDSConfig):
+    ``FourDSModel(config, readout_only=True)`` builds only the blocks up to the readout layer (``config.readout_depth``;
+    10 of 12 for the B models), for models that read nothing above it (:class:`FourDSForDepthEstimation`, readouts):
+    every parameter then takes part in the forward pass (plain DDP, gradient checkpointing), and the weights of the
+    higher blocks in a full checkpoint are expected-unused when loading (``_keys_to_ignore_on_load_unexpected``).
+    """
+
+    def __init__(self, config: FourDSConfig, readout_only: bool = False):
         super().__init__(config)
         self.embeddings = FourDSEmbeddings(config)
-        self.encoder = FourDSEncoder(config)
         self.readout_feature_index = readout_layer_index(config.num_hidden_layers + 1, config.readout_depth)
+        num_layers = self.readout_hidden_state_index if readout_only else config.num_hidden_layers
+        self.encoder = FourDSEncoder(config, num_layers)
+        if num_layers < config.num_hidden_layers:
+            # Instance attribute: the blocks above the readout layer of a full checkpoint are not loaded, by design.
+            unused = "|".join(str(index) for index in range(num_layers, config.num_hidden_layers))
+            self._keys_to_ignore_on_load_unexpected = [rf"(^|\.)encoder\.layers\.(?:{unused})\."]
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Module:
@@ -215,6 +231,46 @@ class FourDSModel(FourDSPreTrainedModel):
             return features
         weights = cubic_resize_matrix(t, num_frames).to(device=features.device, dtype=features.dtype)
         return torch.einsum("oi,bisd->bosd", weights, features)
+
+    def get_video_features(
+        self,
+        pixel_values: torch.Tensor,
+        feature_layer: int | None = None,
+        interpolate_pos_encoding: bool | None = None,
+        grid_features: bool = True,
+        **kwargs,
+    ) -> VideoFeaturesOutput:
+        r"""Per-frame grid features, the ones readouts and label propagation read.
+
+        Args:
+            pixel_values: (B, T, C, H, W) float video in [0, 1].
+            feature_layer: index into ``hidden_states`` (embeddings first) of the features to read; None reads the
+                reference readout layer (``config.readout_depth``) and skips the blocks above it.
+            interpolate_pos_encoding: as in :meth:`forward`.
+            grid_features: accepted so every backbone is asked the same way; 4DS features are always on the grid.
+
+        Returns:
+            :class:`VideoFeaturesOutput` with ``features`` (B, T, h*w, D): the tokens of the chosen layer, cubic-
+            resampled in time from the t = T / pt tubelet frames to the T input frames (``jax.image.resize``'s kernel, as the
+            reference readouts), ``grid_size`` (h, w) = (H / ph, W / pw) and ``final_state`` None (not recurrent).
+        """
+        if interpolate_pos_encoding is None:
+            interpolate_pos_encoding = self.config.interpolate_pos_encoding
+        grid = self.embeddings.token_grid(pixel_values, interpolate_pos_encoding)
+        if feature_layer is None:
+            outputs = self(pixel_values, interpolate_pos_encoding=interpolate_pos_encoding, readout_only=True, **kwargs)
+            features = outputs.readout_features
+        else:
+            if not -len(self.encoder.layers) - 1 <= feature_layer <= len(self.encoder.layers):
+                raise ValueError(
+                    f"feature_layer must index the {len(self.encoder.layers) + 1} hidden states (embeddings first), "
+                    f"got {feature_layer}"
+                )
+            outputs = self(
+                pixel_values, output_hidden_states=True, interpolate_pos_encoding=interpolate_pos_encoding, **kwargs
+            )
+            features = self.resample_readout_features(outputs.hidden_states[feature_layer], grid, pixel_values.shape[1])
+        return VideoFeaturesOutput(features=features, grid_size=(grid[1], grid[2]))
 
     @can_return_tuple
     def forward(
@@ -291,7 +347,8 @@ class FourDSForDepthEstimation(FourDSPreTrainedModel):
 
     def __init__(self, config: FourDSConfig):
         super().__init__(config)
-        self.fourds = FourDSModel(config)
+        # Only the blocks up to the readout layer: the readout never reads the ones above it.
+        self.fourds = FourDSModel(config, readout_only=True)
         self.output_shape, num_queries, num_classes = depth_readout_geometry(config)
         self.readout = AttentionReadout(
             config,
@@ -371,14 +428,20 @@ class FourDSPreTrainingOutput(ModelOutput):
     Args:
         loss: mean squared error between predicted and input pixels over all output patches (visible and masked).
         logits: (B, num_output_patches, patch_pixels) predicted pixels per output patch, (pt, ph, pw, C) flattened.
-        mask: (B, N) True for the tubelets hidden from the encoder.
+        mask: (B, N) float, 1.0 for the tubelets hidden from the encoder and 0.0 for the visible ones (as ViTMAE).
         reconstruction: (B, T, C, H, W) the predicted video.
+        hidden_states: the visible tokens (B, N_visible, D) after the embeddings, then every block's output: (B,
+            N_visible, D) for the encoder blocks, (B, N_visible + num_output_patches, D) for the last
+            ``decoder_num_layers`` blocks (which also see the decoding tokens); when ``output_hidden_states``.
+        attentions: the attention probabilities (B, heads, n, n) of every block, when ``output_attentions`` (eager).
     """
 
     loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
-    mask: torch.BoolTensor | None = None
+    mask: torch.FloatTensor | None = None
     reconstruction: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 def random_token_mask(
@@ -438,14 +501,23 @@ class FourDSForPreTraining(FourDSPreTrainedModel):
         pixel_values: torch.Tensor,
         mask: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
         **kwargs,
     ) -> FourDSPreTrainingOutput:
         r"""
         Args:
             pixel_values: (B, T, C, H, W) float video in [0, 1] on the trained grid.
-            mask: optional (B, N) boolean, True for hidden tubelets, the same count in every row; drawn at
-                ``config.mask_ratio`` (from ``generator`` if given) otherwise.
+            mask: optional (B, N) mask, True (or 1.0) for hidden tubelets, the same count in every row (the ``mask``
+                of a previous output can be passed back); drawn at ``config.mask_ratio`` (from ``generator`` if
+                given) otherwise.
+            output_hidden_states / output_attentions: also return every block's output / attention probabilities
+                (defaults: the config's).
         """
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
         embeddings = self.fourds.embeddings
         embeddings.token_grid(pixel_values, interpolate_pos_encoding=False)
         tokens = embeddings(pixel_values)
@@ -453,10 +525,13 @@ class FourDSForPreTraining(FourDSPreTrainedModel):
         if mask is None:
             mask = random_token_mask(batch, num_tokens, self.config.mask_ratio, generator, device=tokens.device)
         else:
-            if mask.shape != (batch, num_tokens) or mask.dtype != torch.bool:
-                raise ValueError(
-                    f"mask must be a boolean tensor of shape {(batch, num_tokens)}, got {mask.dtype} {tuple(mask.shape)}"
-                )
+            if isinstance(mask, torch.Tensor) and mask.dtype != torch.bool and not mask.is_complex():
+                if not ((mask == 0) | (mask == 1)).all():
+                    raise ValueError("a numeric mask must hold only 0 (visible) and 1 (hidden)")
+                mask = mask.to(device=tokens.device) == 1
+            if not isinstance(mask, torch.Tensor) or mask.shape != (batch, num_tokens) or mask.dtype != torch.bool:
+                given = f"{mask.dtype} {tuple(mask.shape)}" if isinstance(mask, torch.Tensor) else type(mask).__name__
+                raise ValueError(f"mask must be a boolean or 0/1 tensor of shape {(batch, num_tokens)}, got {given}")
             counts = mask.sum(1)
             if (counts != counts[0]).any() or counts[0] >= num_tokens:
                 raise ValueError("every row of mask must hide the same number of tubelets and keep at least one")
@@ -464,15 +539,27 @@ class FourDSForPreTraining(FourDSPreTrainedModel):
         hidden = torch.gather(tokens, 1, visible_index[..., None].expand(-1, -1, width))
         layers = self.fourds.encoder.layers
         split = len(layers) - self.config.decoder_num_layers
-        for layer in layers[:split]:
-            hidden, _ = layer(hidden, **kwargs)
-        hidden = torch.cat([hidden, self.decoding_tokens.tokens.expand(batch, -1, -1).to(hidden.dtype)], dim=1)
-        for layer in layers[split:]:
-            hidden, _ = layer(hidden, **kwargs)
+        all_hidden_states, all_attentions = [hidden], []
+        for index, layer in enumerate(layers):
+            if index == split:
+                decoding = self.decoding_tokens.tokens.expand(batch, -1, -1).to(hidden.dtype)
+                hidden = torch.cat([hidden, decoding], dim=1)
+            hidden, weights = layer(hidden, **kwargs)
+            if output_hidden_states:
+                all_hidden_states.append(hidden)
+            if output_attentions:
+                all_attentions.append(weights)
         logits = self.pixel_decoder(hidden[:, -self.decoding_tokens.tokens.shape[1] :])
         target = video_to_patches(pixel_values.permute(0, 1, 3, 4, 2), self.config.decoder_patch_size)
         loss = nn.functional.mse_loss(logits.float(), target.float())
-        return FourDSPreTrainingOutput(loss=loss, logits=logits, mask=mask, reconstruction=self.reconstruct(logits))
+        return FourDSPreTrainingOutput(
+            loss=loss,
+            logits=logits,
+            mask=mask.to(logits.dtype),
+            reconstruction=self.reconstruct(logits),
+            hidden_states=tuple(all_hidden_states) if output_hidden_states else None,
+            attentions=tuple(all_attentions) if output_attentions else None,
+        )
 
 
 __all__ = [

@@ -20,7 +20,7 @@ from torch.nn import functional as F
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
-from transformers.utils import ModelOutput, can_return_tuple
+from transformers.utils import ModelOutput, can_return_tuple, logging
 
 from ..configuration.configuration_moog import MooGConfig
 from .layers import (
@@ -32,6 +32,9 @@ from .layers import (
     init_reference_weights,
     split_heads,
 )
+from .outputs import BoxTrackingOutput, DepthEstimationOutput, PointTrackingOutput, VideoFeaturesOutput
+
+logger = logging.get_logger(__name__)
 
 # --------------------------------------------------------------------------------------------------------------------
 # Coordinates and Fourier features (bit-exact with the jitted reference)
@@ -94,12 +97,25 @@ def subsample_indices(size: int, factor: int, offsets: torch.Tensor) -> torch.Te
     return (base[None, :] - offsets[:, None].long()) % size
 
 
-def check_attention_weights_available(config, output_attentions: bool) -> None:
+def attention_weights_available(config, output_attentions: bool) -> bool:
+    """Whether attention weights can be returned: only eager attention computes them. As transformers does, asking
+    for them under another implementation (SDPA, flex) warns once and returns None instead of failing."""
     if output_attentions and (getattr(config, "_attn_implementation", None) or "eager") != "eager":
-        raise ValueError(
-            "attention weights are only returned by eager attention; load the model with "
-            "attn_implementation='eager' or call model.set_attn_implementation('eager') first"
+        logger.warning_once(
+            "MooG returns attention weights only with eager attention; `output_attentions=True` is ignored under "
+            f"{config._attn_implementation!r}. Load the model with attn_implementation='eager' or call "
+            "model.set_attn_implementation('eager') to get them."
         )
+        return False
+    return bool(output_attentions)
+
+
+def check_moog_model(model, expected: str = "a MooG model (MooGModel or a MooG head)") -> None:
+    """Refuse a model of another family with a message naming the family expected."""
+    config = getattr(model, "config", None)
+    if getattr(config, "model_type", None) != MooGConfig.model_type:
+        family = getattr(config, "model_type", None) or type(model).__name__
+        raise ValueError(f"expected {expected} (model family 'moog'), got a {family!r} model ({type(model).__name__})")
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -120,8 +136,13 @@ class MooGModelOutput(ModelOutput):
         states_concat: (B, T, 2K, D) ``[predicted || LN(corrected)]`` along tokens, the input of the recurrent and
             grid readouts (when ``output_states_concat``).
         encoder_features: (B, T, h*w, E) encoder tokens of every frame (when ``output_intermediates``).
-        attentions: per corrector layer, (B, T, heads, K, h*w) cross-attention weights (``output_attentions``,
-            eager attention only).
+        hidden_states: (``output_hidden_states``) P + C + 1 tensors (B, T, K, D), P / C the predictor / corrector
+            layers: the state entering the predictor, the predictor's token stream after each of its layers, then the
+            corrector's token stream after each of its layers (the corrector's stream starts at the predicted state).
+        attentions: (``output_attentions``, eager attention) P + C tensors (B, T, heads, K, K): the self-attention of
+            every predictor then corrector layer over the state tokens.
+        cross_attentions: (``output_attentions``, eager attention) C tensors (B, T, heads, K, h*w): the corrector's
+            cross-attention of every state token over the encoder tokens of the frame.
     """
 
     features: torch.FloatTensor | None = None
@@ -131,7 +152,9 @@ class MooGModelOutput(ModelOutput):
     normed_states: torch.FloatTensor | None = None
     states_concat: torch.FloatTensor | None = None
     encoder_features: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[torch.FloatTensor, ...] | None = None
+    cross_attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 @dataclass
@@ -144,6 +167,8 @@ class MooGNextFramePredictionOutput(ModelOutput):
             unless a subsampling factor > 1 is used (then h = H / f, w = W / f).
         target_pixel_values: (B, T, C, h, w) the true pixels at the same positions.
         pixel_rows / pixel_cols: (B, T, h) and (B, T, w) indices of the decoded pixels in the full frame.
+        features / final_state / predicted_states: the backbone outputs (:class:`MooGModelOutput`).
+        hidden_states / attentions / cross_attentions: the backbone's (:class:`MooGModelOutput`).
         decoder_attentions: per decoder layer, (B, T, heads, h*w, K) attention of every pixel over the state tokens
             (``output_attentions``, eager attention only).
     """
@@ -156,47 +181,56 @@ class MooGNextFramePredictionOutput(ModelOutput):
     features: torch.FloatTensor | None = None
     final_state: torch.FloatTensor | None = None
     predicted_states: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+    cross_attentions: tuple[torch.FloatTensor, ...] | None = None
     decoder_attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 @dataclass
-class MooGTrackingOutput(ModelOutput):
-    """Outputs of the MooG tracking heads (spec §3.4, §4.1).
+class MooGPointTrackingOutput(PointTrackingOutput):
+    """Outputs of the MooG point heads: the shared :class:`~rep4d.modeling.outputs.PointTrackingOutput` (``tracks``
+    (B, Q, T, 2) (x, y) pixels, ``occluded`` / ``visibility_logits`` / ``certainty_logits`` (B, Q, T)) plus:
 
     Args:
-        values: (B, T, Q, 2) point positions (x, y) in [0, 1], or (B, T, Q, 4) boxes (no activation).
-        logits_visible / logits_certainty: (B, T, Q, 1) logits (points only).
-        visible: (B, T, Q, 1) float 0/1, ``sigmoid(visible) * sigmoid(certain) > threshold`` (points only).
         query_embedding: (B, Q, Dq) the query embedding after the Fourier features and the MLP.
         raw_output: (B, Q * k, 4 t) the attention readout's raw output (released heads).
         readout_states / readout_states_corrected / readout_state: the recurrent readout's latents (B, T, Q, L)
             after the LayerNorm and before it, and the last latent (B, Q, L), to continue a video.
-        features / final_state: the backbone outputs (tracking models only).
+        features: (B, T, K, D) the backbone features the head read (tracking models only).
     """
 
-    loss: torch.FloatTensor | None = None
-    values: torch.FloatTensor | None = None
-    logits_visible: torch.FloatTensor | None = None
-    logits_certainty: torch.FloatTensor | None = None
-    visible: torch.FloatTensor | None = None
     query_embedding: torch.FloatTensor | None = None
     raw_output: torch.FloatTensor | None = None
     readout_states: torch.FloatTensor | None = None
     readout_states_corrected: torch.FloatTensor | None = None
     readout_state: torch.FloatTensor | None = None
     features: torch.FloatTensor | None = None
-    final_state: torch.FloatTensor | None = None
 
 
 @dataclass
-class MooGDepthEstimatorOutput(ModelOutput):
-    """Outputs of :class:`MooGForDepthEstimation`: ``predicted_depth`` (B, T, h, w) (C > 1: (B, T, C, h, w))."""
+class MooGBoxTrackingOutput(BoxTrackingOutput):
+    """Outputs of the MooG box head: the shared :class:`~rep4d.modeling.outputs.BoxTrackingOutput` (``boxes``
+    (B, O, T, 4) (ymin, xmin, ymax, xmax) in [0, 1], no activation) plus ``query_embedding`` (B, O, Dq),
+    ``raw_output`` (B, O * k, 4 t) and the backbone ``features`` (B, T, K, D) (tracking models only)."""
 
-    loss: torch.FloatTensor | None = None
-    predicted_depth: torch.FloatTensor | None = None
+    query_embedding: torch.FloatTensor | None = None
+    raw_output: torch.FloatTensor | None = None
+    features: torch.FloatTensor | None = None
+
+
+# Kept for imports of the earlier name: the point output (box heads return MooGBoxTrackingOutput).
+MooGTrackingOutput = MooGPointTrackingOutput
+
+
+@dataclass
+class MooGDepthEstimatorOutput(DepthEstimationOutput):
+    """Outputs of :class:`MooGForDepthEstimation`: the shared :class:`~rep4d.modeling.outputs.DepthEstimationOutput`
+    (``predicted_depth`` (B, T, h, w); C > 1 output channels: (B, T, C, h, w)) plus the decoded pixel indices
+    ``pixel_rows`` (B, T, h) and ``pixel_cols`` (B, T, w) in the full frame."""
+
     pixel_rows: torch.LongTensor | None = None
     pixel_cols: torch.LongTensor | None = None
-    final_state: torch.FloatTensor | None = None
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -282,18 +316,31 @@ class MooGTransformer(nn.Module):
         self.final_norm = nn.LayerNorm(inner, eps=config.layer_norm_eps, bias=False)
         self.output_proj = nn.Linear(inner, output_size) if output_size else None
 
-    def forward(self, hidden_states, key_value_states=None, output_attentions: bool = False):
+    def forward(
+        self,
+        hidden_states,
+        key_value_states=None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> tuple[torch.Tensor, list, list, list]:
+        """Returns the output, then per layer (when asked) the self-attention weights, the cross-attention weights
+        and the token stream after the layer (lists; empty when not asked or when the layer has no such attention)."""
         if self.input_proj is not None:
             hidden_states = self.input_proj(hidden_states)
-        attentions = []
+        self_attentions, cross_attentions, all_hidden_states = [], [], []
         for layer in self.layers:
             hidden_states, self_weights, cross_weights = layer(hidden_states, key_value_states)
             if output_attentions:
-                attentions.append(cross_weights if cross_weights is not None else self_weights)
+                if self_weights is not None:
+                    self_attentions.append(self_weights)
+                if cross_weights is not None:
+                    cross_attentions.append(cross_weights)
+            if output_hidden_states:
+                all_hidden_states.append(hidden_states)
         hidden_states = self.final_norm(hidden_states)
         if self.output_proj is not None:
             hidden_states = self.output_proj(hidden_states)
-        return hidden_states, attentions
+        return hidden_states, self_attentions, cross_attentions, all_hidden_states
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -361,7 +408,7 @@ class MooGEncoder(nn.Module):
             x = torch.cat([x, table.expand(count, -1, -1, -1)], dim=-1)
         else:
             x = x + self.posenc_proj(table)
-        tokens, _ = self.token_projection(x.reshape(count, height * width, -1))
+        tokens = self.token_projection(x.reshape(count, height * width, -1))[0]
         return (tokens, x[..., : self.config.conv_features[-1]]) if return_conv else tokens
 
 
@@ -405,7 +452,7 @@ class MooGGridDecoder(nn.Module):
         chunk = chunk_size or queries.shape[1]
         outputs, attentions = [], []
         for start in range(0, queries.shape[1], chunk):
-            hidden, weights = self.transformer(
+            hidden, _, weights, _ = self.transformer(
                 queries[:, start : start + chunk], key_value_states, output_attentions=output_attentions
             )
             outputs.append(self.recon(hidden))
@@ -437,6 +484,25 @@ class MooGQueryEmbedding(nn.Module):
 def visibility_from_logits(logits_visible, logits_certainty, threshold: float) -> torch.Tensor:
     """Product rule of the reference: visible iff ``sigmoid(visible) * sigmoid(certain) > threshold``."""
     return ((torch.sigmoid(logits_visible) * torch.sigmoid(logits_certainty)) > threshold).to(logits_visible.dtype)
+
+
+def point_tracking_output(
+    positions: torch.Tensor,
+    logits_visible: torch.Tensor,
+    logits_certainty: torch.Tensor,
+    threshold: float,
+    frame_size,
+    **extra,
+) -> MooGPointTrackingOutput:
+    """The heads' (B, T, Q, 2) positions in [0, 1] and (B, T, Q, 1) logits -> the shared point output: tracks
+    (B, Q, T, 2) (x, y) in pixels of frames of ``frame_size`` (H, W), occlusion and logits (B, Q, T)."""
+    height, width = (int(v) for v in frame_size)
+    tracks = positions.transpose(1, 2) * positions.new_tensor([width, height])
+    visibility, certainty = logits_visible[..., 0].transpose(1, 2), logits_certainty[..., 0].transpose(1, 2)
+    visible = torch.sigmoid(visibility) * torch.sigmoid(certainty) > threshold
+    return MooGPointTrackingOutput(
+        tracks=tracks, occluded=~visible, visibility_logits=visibility, certainty_logits=certainty, **extra
+    )
 
 
 class MooGTrackingReadout(nn.Module):
@@ -475,7 +541,11 @@ class MooGTrackingReadout(nn.Module):
             squeeze_single_query=False,
         )
 
-    def forward(self, features: torch.Tensor, queries: torch.Tensor) -> MooGTrackingOutput:
+    def forward(
+        self, features: torch.Tensor, queries: torch.Tensor, frame_size=None
+    ) -> MooGPointTrackingOutput | MooGBoxTrackingOutput:
+        """(B, T, K, D) features and (B, Q, 2|4) queries in [0, 1] -> tracks in pixels of ``frame_size`` (H, W)
+        (default ``config.image_size``), or boxes in [0, 1]."""
         if features.ndim != 4 or features.shape[-1] != self.config.token_size:
             raise ValueError(
                 f"features must have shape (batch, frames, tokens, {self.config.token_size}), "
@@ -499,13 +569,13 @@ class MooGTrackingReadout(nn.Module):
         out = raw.reshape(batch, num_queries, self.num_tiles, self.frames_per_query, 4)
         out = out.permute(0, 2, 3, 1, 4).reshape(batch, self.num_tiles * self.frames_per_query, num_queries, 4)
         if self.kind == "box":
-            return MooGTrackingOutput(values=out, query_embedding=embedding, raw_output=raw)
-        logits_visible, logits_certainty = out[..., 2:3], out[..., 3:4]
-        return MooGTrackingOutput(
-            values=torch.sigmoid(out[..., 0:2]),
-            logits_visible=logits_visible,
-            logits_certainty=logits_certainty,
-            visible=visibility_from_logits(logits_visible, logits_certainty, self.config.visibility_threshold),
+            return MooGBoxTrackingOutput(boxes=out.transpose(1, 2), query_embedding=embedding, raw_output=raw)
+        return point_tracking_output(
+            torch.sigmoid(out[..., 0:2]),
+            out[..., 2:3],
+            out[..., 3:4],
+            self.config.visibility_threshold,
+            frame_size or self.config.image_size,
             query_embedding=embedding,
             raw_output=raw,
         )
@@ -542,7 +612,8 @@ class MooGRecurrentPointReadout(nn.Module):
         queries: torch.Tensor,
         query_frame_mask: torch.Tensor | None = None,
         readout_state: torch.Tensor | None = None,
-    ) -> MooGTrackingOutput:
+        frame_size=None,
+    ) -> MooGPointTrackingOutput:
         batch, frames = states_concat.shape[:2]
         embedding = self.query_embedding(queries)
         num_queries = embedding.shape[1]
@@ -561,18 +632,19 @@ class MooGRecurrentPointReadout(nn.Module):
         states, corrected_states = [], []
         for t in range(frames):
             latent = torch.where(query_frame_mask[:, t, :, None].bool(), embedding, latent)
-            update, _ = self.corrector(latent, states_concat[:, t])
+            update = self.corrector(latent, states_concat[:, t])[0]
             corrected = latent + update
             latent = self.state_norm(corrected + self.predictor(corrected))
             corrected_states.append(corrected)
             states.append(latent)
         corrected_states = torch.stack(corrected_states, dim=1)
         logits = self.output_logits(corrected_states)
-        return MooGTrackingOutput(
-            values=torch.sigmoid(self.output_values(corrected_states)),
-            logits_visible=logits[..., 0:1],
-            logits_certainty=logits[..., 1:2],
-            visible=visibility_from_logits(logits[..., 0:1], logits[..., 1:2], self.config.visibility_threshold),
+        return point_tracking_output(
+            torch.sigmoid(self.output_values(corrected_states)),
+            logits[..., 0:1],
+            logits[..., 1:2],
+            self.config.visibility_threshold,
+            frame_size or self.config.image_size,
             query_embedding=embedding,
             readout_states=torch.stack(states, dim=1),
             readout_states_corrected=corrected_states,
@@ -613,6 +685,11 @@ class MooGModel(MooGPreTrainedModel):
     Streaming: ``model(clip_b, state=model(clip_a).final_state)`` equals ``model(cat(clip_a, clip_b))``; every
     frame costs the same, so videos of any length can be processed in chunks (or frame by frame).
     """
+
+    _input_embed_layer = "encoder"  # get_input_embeddings(): the per-frame encoder (pixels -> tokens)
+    # A MooG folder holds the backbone with its pixel decoder or a head: loading the backbone alone
+    # (AutoModel.from_pretrained) leaves those out on purpose, not as a mismatch to report.
+    _keys_to_ignore_on_load_unexpected = [r"^decoder\.", r"^readout\."]
 
     def __init__(self, config: MooGConfig):
         super().__init__(config)
@@ -677,16 +754,72 @@ class MooGModel(MooGPreTrainedModel):
         if num_tokens is not None and state.shape[1] != num_tokens:
             raise ValueError(f"state has {state.shape[1]} tokens but num_tokens={num_tokens} was requested")
 
-    def step(self, state: torch.Tensor, frame_tokens: torch.Tensor, output_attentions: bool = False):
-        """One recurrence step: returns (normed input, predicted, corrected, next state, corrector attentions)."""
+    def step(
+        self,
+        state: torch.Tensor,
+        frame_tokens: torch.Tensor,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ):
+        """One recurrence step: returns (normed input, predicted, corrected, next state, records), ``records`` a dict
+        of per-layer lists (``hidden_states``, ``attentions``, ``cross_attentions``) filled when asked."""
         normed = self.state_norm(state) if self.config.state_norm_position == "start" else state
-        update, _ = self.predictor(normed)
+        update, predictor_self, _, predictor_hidden = self.predictor(
+            normed, output_attentions=output_attentions, output_hidden_states=output_hidden_states
+        )
         predicted = normed + update
-        update, attentions = self.corrector(predicted, frame_tokens, output_attentions=output_attentions)
+        update, corrector_self, corrector_cross, corrector_hidden = self.corrector(
+            predicted, frame_tokens, output_attentions=output_attentions, output_hidden_states=output_hidden_states
+        )
         corrected = predicted + update
         if self.config.state_norm_position == "end":
             corrected = self.state_norm(corrected)
-        return normed, predicted, corrected, corrected, attentions
+        records = {
+            "hidden_states": [normed, *predictor_hidden, *corrector_hidden] if output_hidden_states else [],
+            "attentions": [*predictor_self, *corrector_self],
+            "cross_attentions": corrector_cross,
+        }
+        return normed, predicted, corrected, corrected, records
+
+    def get_video_features(
+        self,
+        pixel_values: torch.Tensor,
+        state: torch.Tensor | None = None,
+        initial_noise: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        num_tokens: int | None = None,
+        grid_features: bool = False,
+        **kwargs,
+    ) -> VideoFeaturesOutput:
+        r"""Per-frame features: the corrected latent states, or the encoder's tokens on the pixel grid.
+
+        Args:
+            pixel_values: (B, T, C, H, W) float video in [0, 1].
+            state / initial_noise / num_tokens: as :meth:`forward`. When none of ``state``, ``initial_noise`` and
+                ``generator`` is given, the initial state is drawn from a generator seeded with 0, so the features
+                are a function of the video alone (cacheable, reproducible evaluation).
+            grid_features: return the per-frame encoder tokens (B, T, h*w, E) on the CNN feature-map grid instead
+                of the latent states. MooG's K latent tokens are not tied to pixel positions; dense tasks that need
+                a feature per location (label propagation) read the encoder tokens, which carry no recurrent state.
+
+        Returns:
+            :class:`VideoFeaturesOutput` with ``features`` (B, T, K, D) corrected states, ``grid_size`` None and
+            ``final_state`` (B, K, D) to pass back as ``state``; with ``grid_features``: ``features``
+            (B, T, h*w, E), ``grid_size`` (h, w) and ``final_state`` None.
+        """
+        check_video_input(pixel_values, self.config.num_channels)
+        if grid_features:
+            batch, frames = pixel_values.shape[:2]
+            dtype = self.state_norm.weight.dtype
+            tokens = self.encoder(pixel_values.flatten(0, 1).to(dtype))
+            grid = self.encoder.feature_map_size(*pixel_values.shape[-2:])
+            return VideoFeaturesOutput(features=tokens.unflatten(0, (batch, frames)), grid_size=grid)
+        if state is None and initial_noise is None and generator is None:
+            generator = torch.Generator(device=pixel_values.device).manual_seed(0)
+        outputs = self(
+            pixel_values, state=state, initial_noise=initial_noise, generator=generator, num_tokens=num_tokens, **kwargs
+        )
+        return VideoFeaturesOutput(features=outputs.features, final_state=outputs.final_state)
 
     @can_return_tuple
     def forward(
@@ -699,6 +832,7 @@ class MooGModel(MooGPreTrainedModel):
         output_intermediates: bool = False,
         output_states_concat: bool = False,
         output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
         **kwargs,
     ) -> MooGModelOutput:
         r"""
@@ -711,10 +845,16 @@ class MooGModel(MooGPreTrainedModel):
                 another K at inference than in training.
             output_intermediates: also return the normed states and the encoder tokens of every frame.
             output_states_concat: also return ``[predicted || LN(corrected)]`` (input of the recurrent/grid readouts).
+            output_attentions: return the self- and cross-attention weights of every layer and frame (eager
+                attention; under SDPA a warning is logged and they are None).
+            output_hidden_states: return the token streams of every predictor and corrector layer and frame.
         """
         check_video_input(pixel_values, self.config.num_channels)
         output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
-        check_attention_weights_available(self.config, output_attentions)
+        output_attentions = attention_weights_available(self.config, output_attentions)
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
         batch, frames = pixel_values.shape[:2]
         if state is None:
             state = self.initial_state(batch, initial_noise, generator, num_tokens, device=pixel_values.device)
@@ -725,26 +865,31 @@ class MooGModel(MooGPreTrainedModel):
         dtype = self.state_norm.weight.dtype
         state = state.to(dtype)
         normed_all, predicted_all, corrected_all, concat_all, encoded_all = [], [], [], [], []
-        attentions_all = []
+        records_all = []
         for t in range(frames):
             tokens = self.encoder(pixel_values[:, t].to(dtype))
-            normed, predicted, corrected, state, attentions = self.step(state, tokens, output_attentions)
+            normed, predicted, corrected, state, records = self.step(
+                state, tokens, output_attentions, output_hidden_states
+            )
             predicted_all.append(predicted)
             corrected_all.append(corrected)
+            records_all.append(records)
             if output_intermediates:
                 normed_all.append(normed)
                 encoded_all.append(tokens)
             if output_states_concat:
                 normed_corrected = corrected if self.config.state_norm_position == "end" else self.state_norm(corrected)
                 concat_all.append(torch.cat([predicted, normed_corrected], dim=1))
-            if output_attentions:
-                attentions_all.append(attentions)
         corrected = torch.stack(corrected_all, dim=1)
-        attentions = None
-        if output_attentions:
-            attentions = tuple(
-                torch.stack([step[i] for step in attentions_all], dim=1) for i in range(len(attentions_all[0]))
+
+        def per_layer(name: str, wanted: bool):
+            """(layer -> per-frame list) stacked along time: one (B, T, ...) tensor per layer."""
+            if not wanted or frames == 0:
+                return None
+            return tuple(
+                torch.stack([step[name][i] for step in records_all], dim=1) for i in range(len(records_all[0][name]))
             )
+
         return MooGModelOutput(
             features=corrected,
             final_state=state,
@@ -753,7 +898,9 @@ class MooGModel(MooGPreTrainedModel):
             normed_states=torch.stack(normed_all, dim=1) if output_intermediates else None,
             states_concat=torch.stack(concat_all, dim=1) if output_states_concat else None,
             encoder_features=torch.stack(encoded_all, dim=1) if output_intermediates else None,
-            attentions=attentions,
+            hidden_states=per_layer("hidden_states", output_hidden_states),
+            attentions=per_layer("attentions", output_attentions),
+            cross_attentions=per_layer("cross_attentions", output_attentions),
         )
 
 
@@ -836,6 +983,7 @@ class MooGForNextFramePrediction(MooGPreTrainedModel):
         return_loss: bool = True,
         output_attentions: bool | None = None,
         decoder_chunk_size: int | None = None,
+        output_hidden_states: bool | None = None,
         **kwargs,
     ) -> MooGNextFramePredictionOutput:
         r"""
@@ -846,13 +994,21 @@ class MooGForNextFramePrediction(MooGPreTrainedModel):
                 ``eval_subsample_factor`` otherwise); H and W must be divisible by f.
             offsets: (B, T, 2) integer (row, col) roll offsets in [0, f); default random in training (from
                 ``generator``), zero at inference.
-            output_attentions: return the decoder attention of every pixel over the state tokens (eager attention).
+            output_attentions: return the decoder attention of every pixel over the state tokens and the backbone's
+                attentions (eager attention; under SDPA a warning is logged and they are None).
             decoder_chunk_size: decode at most this many pixels at once (bounds memory at full resolution).
+            output_hidden_states: return the backbone's hidden states (:class:`MooGModelOutput`).
         """
         output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
-        check_attention_weights_available(self.config, output_attentions)
+        output_attentions = attention_weights_available(self.config, output_attentions)
         outputs = self.moog(
-            pixel_values, state=state, initial_noise=initial_noise, generator=generator, num_tokens=num_tokens
+            pixel_values,
+            state=state,
+            initial_noise=initial_noise,
+            generator=generator,
+            num_tokens=num_tokens,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
         )
         batch, frames, _, height, width = pixel_values.shape
         if subsample_factor is None:
@@ -876,6 +1032,9 @@ class MooGForNextFramePrediction(MooGPreTrainedModel):
             features=outputs.features,
             final_state=outputs.final_state,
             predicted_states=outputs.predicted_states,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            cross_attentions=outputs.cross_attentions,
             decoder_attentions=attentions,
         )
 
@@ -885,7 +1044,13 @@ class MooGTrackingHeadModel(MooGPreTrainedModel):
 
     ``config.tracking_head`` ("point" or "box") selects the head; combine it with a backbone through
     :meth:`MooGForPointTracking.from_backbone_and_head` / :meth:`MooGForBoxTracking.from_backbone_and_head`.
+    Its input is the backbone's features, not a video, and it has no layer stack of its own: it returns no hidden
+    states or attentions.
     """
+
+    main_input_name = "features"
+    input_modalities = "video"
+    supports_gradient_checkpointing = False  # one attention readout, no checkpointable layer stack
 
     def __init__(self, config: MooGConfig):
         super().__init__(config)
@@ -893,9 +1058,24 @@ class MooGTrackingHeadModel(MooGPreTrainedModel):
         self.readout = MooGTrackingReadout(config, kind)
         self.post_init()
 
+    def get_input_embeddings(self) -> nn.Module:
+        """The query embedding (Fourier features + MLP), the head's only input projection."""
+        return self.readout.query_embedding
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.readout.query_embedding = value
+
     @can_return_tuple
-    def forward(self, features: torch.Tensor, queries: torch.Tensor, **kwargs) -> MooGTrackingOutput:
-        return self.readout(features, queries)
+    def forward(
+        self, features: torch.Tensor, queries: torch.Tensor, frame_size=None, **kwargs
+    ) -> MooGPointTrackingOutput | MooGBoxTrackingOutput:
+        r"""
+        Args:
+            features: (B, T, K, D) MooG features (``MooGModel(...).features``); T = ``readout_num_frames``.
+            queries: (B, Q, 2) point queries (x, y) or (B, Q, 4) box queries (y1, x1, y2, x2), in [0, 1].
+            frame_size: (H, W) of the frames, to return tracks in pixels (default ``config.image_size``).
+        """
+        return self.readout(features, queries, frame_size)
 
 
 def check_queries(queries, batch: int, dim: int, name: str) -> None:
@@ -910,6 +1090,11 @@ class _MooGTrackingBase(MooGPreTrainedModel):
     @classmethod
     def from_backbone_and_head(cls, backbone: MooGPreTrainedModel, head: MooGTrackingHeadModel):
         """Assemble a tracking model from a converted backbone (MooGModel or a model holding one) and a head."""
+        check_moog_model(backbone, "a MooG backbone (MooGModel or MooGForNextFramePrediction)")
+        if not isinstance(head, MooGTrackingHeadModel):
+            raise ValueError(f"expected a MooGTrackingHeadModel (model family 'moog'), got {type(head).__name__}")
+        if head.readout.kind != cls.kind:
+            raise ValueError(f"{cls.__name__} needs a {cls.kind} head, got a {head.readout.kind} head")
         config = MooGConfig(**{**backbone.config.to_dict(), **_readout_fields(head.config, cls.kind)})
         model = cls(config)
         base = backbone if isinstance(backbone, MooGModel) else backbone.moog
@@ -951,12 +1136,18 @@ class MooGForPointTracking(_MooGTrackingBase):
         initial_noise: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         num_tokens: int | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
         **kwargs,
-    ) -> MooGTrackingOutput:
+    ) -> MooGPointTrackingOutput:
         r"""
+        Returns the shared point output: ``tracks`` (B, Q, T, 2) (x, y) in pixels of the input frames, ``occluded``,
+        ``visibility_logits`` and ``certainty_logits`` (B, Q, T), plus the backbone's ``final_state`` (and its
+        ``hidden_states`` / ``attentions`` when asked).
+
         Args:
             pixel_values: (B, T, C, H, W) video in [0, 1]; T = 16 for the released head.
-            query_points: (B, Q, 2) query positions in [0, 1].
+            query_points: (B, Q, 2) query positions (x, y) in [0, 1] (fractions of the frame width and height).
             query_frame_mask: recurrent readout only, (B, T, Q) bool: the frame at which each query is inserted
                 (default: frame 0 of a new video).
             readout_state: recurrent readout only, (B, Q, L) latents of the previous chunk (``readout_state``).
@@ -977,12 +1168,16 @@ class MooGForPointTracking(_MooGTrackingBase):
             generator=generator,
             num_tokens=num_tokens,
             output_states_concat=recurrent,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
         )
+        frame_size = pixel_values.shape[-2:]
         if recurrent:
-            result = self.readout(outputs.states_concat, query_points, query_frame_mask, readout_state)
+            result = self.readout(outputs.states_concat, query_points, query_frame_mask, readout_state, frame_size)
         else:
-            result = self.readout(outputs.features, query_points)
+            result = self.readout(outputs.features, query_points, frame_size)
         result.features, result.final_state = outputs.features, outputs.final_state
+        result.hidden_states, result.attentions = outputs.hidden_states, outputs.attentions
         return result
 
 
@@ -1008,8 +1203,18 @@ class MooGForBoxTracking(_MooGTrackingBase):
         initial_noise: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         num_tokens: int | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
         **kwargs,
-    ) -> MooGTrackingOutput:
+    ) -> MooGBoxTrackingOutput:
+        r"""
+        Returns the shared box output: ``boxes`` (B, O, T, 4) (y1, x1, y2, x2) in [0, 1], plus the backbone's
+        ``final_state`` (and its ``hidden_states`` / ``attentions`` when asked).
+
+        Args:
+            pixel_values: (B, T, C, H, W) video in [0, 1]; T = ``readout_num_frames`` (16 for the released head).
+            query_boxes: (B, O, 4) first-frame boxes (y1, x1, y2, x2) in [0, 1].
+        """
         check_video_input(pixel_values, self.config.num_channels)
         check_queries(query_boxes, pixel_values.shape[0], 4, "query_boxes")
         if pixel_values.shape[1] != self.config.readout_num_frames:
@@ -1018,10 +1223,17 @@ class MooGForBoxTracking(_MooGTrackingBase):
                 f"{pixel_values.shape[1]} (pixel_values shape {tuple(pixel_values.shape)})"
             )
         outputs = self.moog(
-            pixel_values, state=state, initial_noise=initial_noise, generator=generator, num_tokens=num_tokens
+            pixel_values,
+            state=state,
+            initial_noise=initial_noise,
+            generator=generator,
+            num_tokens=num_tokens,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
         )
         result = self.readout(outputs.features, query_boxes)
         result.features, result.final_state = outputs.features, outputs.final_state
+        result.hidden_states, result.attentions = outputs.hidden_states, outputs.attentions
         return result
 
 
@@ -1056,6 +1268,8 @@ class MooGForDepthEstimation(MooGPreTrainedModel):
         subsample_factor: int | None = None,
         offsets: torch.Tensor | None = None,
         output_size: tuple[int, int] | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
         **kwargs,
     ) -> MooGDepthEstimatorOutput:
         r"""
@@ -1065,7 +1279,13 @@ class MooGForDepthEstimation(MooGPreTrainedModel):
             output_size: (h, w) of the decoded depth grid (default: the input resolution).
         """
         outputs = self.moog(
-            pixel_values, state=state, initial_noise=initial_noise, generator=generator, output_states_concat=True
+            pixel_values,
+            state=state,
+            initial_noise=initial_noise,
+            generator=generator,
+            output_states_concat=True,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
         )
         batch, frames, _, height, width = pixel_values.shape
         height, width = output_size or (height, width)
@@ -1095,7 +1315,13 @@ class MooGForDepthEstimation(MooGPreTrainedModel):
             squared = (depth.float() - torch.nan_to_num(target.float())) ** 2
             loss = (squared * valid).sum() / valid.sum().clamp_min(1)
         return MooGDepthEstimatorOutput(
-            loss=loss, predicted_depth=depth, pixel_rows=rows, pixel_cols=cols, final_state=outputs.final_state
+            loss=loss,
+            predicted_depth=depth,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            final_state=outputs.final_state,
+            pixel_rows=rows,
+            pixel_cols=cols,
         )
 
 
@@ -1110,6 +1336,8 @@ __all__ = [
     "MooGModelOutput",
     "MooGNextFramePredictionOutput",
     "MooGTrackingOutput",
+    "MooGPointTrackingOutput",
+    "MooGBoxTrackingOutput",
     "MooGDepthEstimatorOutput",
     "coordinate_grid",
     "fourier_features",

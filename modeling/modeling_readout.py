@@ -20,6 +20,7 @@ to skip the backbone (cached features, frozen mode).
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -32,6 +33,7 @@ from ..configuration.configuration_readout import ReadoutConfig
 from .backbone_adapters import backbone_adapter_class
 from .layers import AttentionReadout, init_reference_weights, patches_to_video
 from .modeling_fourds import depth_loss, depth_valid_mask
+from .outputs import BoxTrackingOutput, DepthEstimationOutput, PointTrackingOutput
 
 # Metric raster of the point-tracking losses (TAP-Vid evaluates on 256x256 frames).
 POINT_RASTER = 256.0
@@ -43,50 +45,37 @@ POINT_INITIAL_LOGIT = 2.0
 # Outputs
 
 
-@dataclass
-class DepthReadoutOutput(ModelOutput):
-    """loss: masked mean squared error; predicted_depth: (B, T, H, W)."""
-
-    loss: torch.FloatTensor | None = None
-    predicted_depth: torch.FloatTensor | None = None
-
-
-@dataclass
-class PointTrackingReadoutOutput(ModelOutput):
-    """tracks: (B, N, T, 2) (x, y) pixels; visibility/certainty_logits: (B, N, T); occluded: (B, N, T) bool
-    (predicted visible when sigmoid(visibility) * sigmoid(certainty) > 0.5)."""
-
-    loss: torch.FloatTensor | None = None
-    tracks: torch.FloatTensor | None = None
-    visibility_logits: torch.FloatTensor | None = None
-    certainty_logits: torch.FloatTensor | None = None
-    occluded: torch.BoolTensor | None = None
-
-
-@dataclass
-class BoxTrackingReadoutOutput(ModelOutput):
-    """boxes: (B, O, T, 4) (ymin, xmin, ymax, xmax) normalised to [0, 1]."""
-
-    loss: torch.FloatTensor | None = None
-    boxes: torch.FloatTensor | None = None
+# Depth, points and boxes return the outputs shared with MooG's heads (rep4d.modeling.outputs); the earlier names
+# stay importable.
+DepthReadoutOutput = DepthEstimationOutput
+PointTrackingReadoutOutput = PointTrackingOutput
+BoxTrackingReadoutOutput = BoxTrackingOutput
 
 
 @dataclass
 class CameraPoseReadoutOutput(ModelOutput):
-    """rotation: (B, 3, 3) in SO(3); raw_rotation: (B, 3, 3) before the projection."""
+    """rotation: (B, 3, 3) in SO(3); raw_rotation: (B, 3, 3) before the projection; hidden_states / attentions /
+    final_state: the backbone's (as :class:`~rep4d.modeling.outputs.PointTrackingOutput`)."""
 
     loss: torch.FloatTensor | None = None
     rotation: torch.FloatTensor | None = None
     raw_rotation: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+    final_state: torch.FloatTensor | None = None
 
 
 @dataclass
 class VideoClassificationReadoutOutput(ModelOutput):
-    """logits: (B, K) per clip; video_probabilities: (B / num_test_clips, K) clip-averaged softmax (evaluation)."""
+    """logits: (B, K) per clip; video_probabilities: (B / num_test_clips, K) clip-averaged softmax (evaluation);
+    hidden_states / attentions / final_state: the backbone's (as :class:`~rep4d.modeling.outputs.PointTrackingOutput`)."""
 
     loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
     video_probabilities: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+    final_state: torch.FloatTensor | None = None
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -162,7 +151,9 @@ class ReadoutPreTrainedModel(PreTrainedModel):
 
     config: ReadoutConfig
     config_class = ReadoutConfig
-    base_model_prefix = "readout_model"
+    # The backbone (held by its adapter, ``backbone.model``) is the base model; every weight of it is under
+    # ``backbone.``.
+    base_model_prefix = "backbone"
     main_input_name = "pixel_values"
     input_modalities = "video"
     supports_gradient_checkpointing = True
@@ -245,6 +236,66 @@ class ReadoutPreTrainedModel(PreTrainedModel):
             with torch.no_grad():
                 return self.backbone(pixel_values).detach()
         return self.backbone(pixel_values)
+
+    def get_input_embeddings(self) -> nn.Module:
+        """The backbone's input embedding (its patch / tubelet embedding, or MooG's per-frame encoder)."""
+        return self.backbone.model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.backbone.model.set_input_embeddings(value)
+
+    @contextmanager
+    def _backbone_outputs(self, output_hidden_states: bool, output_attentions: bool):
+        """Record the backbone's output during feature extraction (one backbone pass): its ``final_state`` (recurrent
+        backbones) and, when asked, its ``hidden_states`` / ``attentions`` (the flags are passed to its forward)."""
+        record: dict = {}
+        model = self.backbone.model
+
+        def ask(module, args, kwargs):
+            if output_hidden_states:
+                kwargs["output_hidden_states"] = True
+            if output_attentions:
+                kwargs["output_attentions"] = True
+            return args, kwargs
+
+        def keep(module, args, kwargs, output):
+            record["outputs"] = output
+
+        handles = [model.register_forward_hook(keep, with_kwargs=True)]
+        if output_hidden_states or output_attentions:
+            handles.append(model.register_forward_pre_hook(ask, with_kwargs=True))
+        try:
+            yield record
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    def backbone_features(
+        self,
+        pixel_values: torch.Tensor | None,
+        features: torch.Tensor | None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+    ) -> tuple[torch.Tensor, dict]:
+        """(B, T, N, C) features (from ``pixel_values`` through the backbone, or given) and the backbone outputs the
+        task outputs carry: ``{"hidden_states", "attentions", "final_state"}`` (None when not asked, or when
+        precomputed ``features`` were given)."""
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        extras = {"hidden_states": None, "attentions": None, "final_state": None}
+        if pixel_values is None:
+            return self.features_from(pixel_values, features), extras
+        with self._backbone_outputs(bool(output_hidden_states), bool(output_attentions)) as record:
+            result = self.features_from(pixel_values, features)
+        outputs = record.get("outputs")
+        extras["final_state"] = getattr(outputs, "final_state", None)
+        if output_hidden_states:
+            extras["hidden_states"] = getattr(outputs, "hidden_states", None)
+        if output_attentions:
+            extras["attentions"] = getattr(outputs, "attentions", None)
+        return result, extras
 
     def features_from(self, pixel_values: torch.Tensor | None, features: torch.Tensor | None) -> torch.Tensor:
         if (pixel_values is None) == (features is None):
@@ -366,16 +417,22 @@ class ReadoutForDepthEstimation(ReadoutPreTrainedModel):
         depth: torch.Tensor | None = None,
         valid_mask: torch.Tensor | None = None,
         features: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
         **kwargs,
-    ) -> DepthReadoutOutput:
+    ) -> DepthEstimationOutput:
         r"""
         Args:
             pixel_values: (B, T, C, H, W) video, as the backbone expects it.
             depth: optional (B, T, H, W) ground-truth depth (the loss target).
             valid_mask: optional (B, T, H, W) bool mask of valid depth (default: finite depth > 0).
             features: (B, T, N, C) precomputed backbone features, instead of ``pixel_values``.
+            output_attentions / output_hidden_states: return the backbone's attentions / hidden states (as the
+                backbone lays them out; None with precomputed ``features``).
         """
-        features = self.features_from(pixel_values, features)
+        features, backbone_outputs = self.backbone_features(
+            pixel_values, features, output_hidden_states, output_attentions
+        )
         queries = None
         if self.config.depth_query_type == "coordinate":
             encoded = fourier_encode(self.query_coordinates.to(features.dtype), self.config.num_fourier_bands)
@@ -393,7 +450,7 @@ class ReadoutForDepthEstimation(ReadoutPreTrainedModel):
                 loss = depth_loss(predicted, depth, valid_mask)
         elif valid_mask is not None:
             raise ValueError("`valid_mask` was given without `depth`")
-        return DepthReadoutOutput(loss=loss, predicted_depth=predicted)
+        return DepthEstimationOutput(loss=loss, predicted_depth=predicted, **backbone_outputs)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -476,8 +533,10 @@ class ReadoutForPointTracking(ReadoutPreTrainedModel):
         tracks: torch.Tensor | None = None,
         occluded: torch.Tensor | None = None,
         features: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
         **kwargs,
-    ) -> PointTrackingReadoutOutput:
+    ) -> PointTrackingOutput:
         r"""
         Args:
             pixel_values: (B, T, C, H, W) video, as the backbone expects it.
@@ -485,9 +544,13 @@ class ReadoutForPointTracking(ReadoutPreTrainedModel):
             tracks: optional (B, N, T, 2) ground-truth (x, y) pixel positions (loss target, with ``occluded``).
             occluded: optional (B, N, T) bool ground-truth occlusion.
             features: (B, T, N, C) precomputed backbone features, instead of ``pixel_values``.
+            output_attentions / output_hidden_states: return the backbone's attentions / hidden states (as the
+                backbone lays them out; None with precomputed ``features``).
         """
         query_points = _require("query_points", query_points, "points", "(batch, points, 3) as (t, y, x) pixels")
-        features = self.features_from(pixel_values, features)
+        features, backbone_outputs = self.backbone_features(
+            pixel_values, features, output_hidden_states, output_attentions
+        )
         height, width = self.frame_size(pixel_values)
         frames = self.num_frames
         if query_points.ndim != 3 or query_points.shape[0] != features.shape[0]:
@@ -511,12 +574,13 @@ class ReadoutForPointTracking(ReadoutPreTrainedModel):
         loss = None
         if tracks is not None:
             loss = self.point_loss(positions, visibility_logits, certainty_logits, tracks, occluded, height, width)
-        return PointTrackingReadoutOutput(
+        return PointTrackingOutput(
             loss=loss,
             tracks=positions,
+            occluded=predicted_occluded,
             visibility_logits=visibility_logits,
             certainty_logits=certainty_logits,
-            occluded=predicted_occluded,
+            **backbone_outputs,
         )
 
     def track_logits(self, features: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
@@ -627,8 +691,10 @@ class ReadoutForBoxTracking(ReadoutPreTrainedModel):
         boxes: torch.Tensor | None = None,
         box_visible: torch.Tensor | None = None,
         features: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
         **kwargs,
-    ) -> BoxTrackingReadoutOutput:
+    ) -> BoxTrackingOutput:
         r"""
         Args:
             pixel_values: (B, T, C, H, W) video, as the backbone expects it.
@@ -636,8 +702,12 @@ class ReadoutForBoxTracking(ReadoutPreTrainedModel):
             boxes: optional (B, O, T, 4) ground-truth boxes in [0, 1] (the loss target).
             box_visible: optional (B, O, T) visibility of the ground-truth boxes (loss mask; default all visible).
             features: (B, T, N, C) precomputed backbone features, instead of ``pixel_values``.
+            output_attentions / output_hidden_states: return the backbone's attentions / hidden states (as the
+                backbone lays them out; None with precomputed ``features``).
         """
-        features = self.features_from(pixel_values, features)
+        features, backbone_outputs = self.backbone_features(
+            pixel_values, features, output_hidden_states, output_attentions
+        )
         batch, frames = features.shape[0], self.num_frames
         if boxes is not None:
             if boxes.ndim != 4 or boxes.shape[0] != batch or boxes.shape[2] != frames:
@@ -676,7 +746,7 @@ class ReadoutForBoxTracking(ReadoutPreTrainedModel):
             loss = (squared * weights).sum() / weights.sum().clamp_min(1)
         elif box_visible is not None:
             raise ValueError("`box_visible` was given without `boxes`")
-        return BoxTrackingReadoutOutput(loss=loss, boxes=predicted)
+        return BoxTrackingOutput(loss=loss, boxes=predicted, **backbone_outputs)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -700,6 +770,8 @@ class ReadoutForCameraPose(ReadoutPreTrainedModel):
         pixel_values: torch.Tensor | None = None,
         camera_rotation: torch.Tensor | None = None,
         features: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
         **kwargs,
     ) -> CameraPoseReadoutOutput:
         r"""
@@ -707,8 +779,12 @@ class ReadoutForCameraPose(ReadoutPreTrainedModel):
             pixel_values: (B, T, C, H, W) video, as the backbone expects it.
             camera_rotation: optional (B, 3, 3) ground-truth rotation (the loss target).
             features: (B, T, N, C) precomputed backbone features, instead of ``pixel_values``.
+            output_attentions / output_hidden_states: return the backbone's attentions / hidden states (as the
+                backbone lays them out; None with precomputed ``features``).
         """
-        features = self.features_from(pixel_values, features)
+        features, backbone_outputs = self.backbone_features(
+            pixel_values, features, output_hidden_states, output_attentions
+        )
         ends = features[:, [0, -1]]
         # Identity-centred regression: the untrained head predicts "no rotation".
         raw = self.readout(ends)[:, 0].reshape(-1, 3, 3) + torch.eye(3, dtype=features.dtype, device=features.device)
@@ -725,7 +801,7 @@ class ReadoutForCameraPose(ReadoutPreTrainedModel):
                     f"got max |R R^T - I| = {orthogonality:.3g}"
                 )
             loss = ((rotation - target) ** 2).sum((-1, -2)).mean()
-        return CameraPoseReadoutOutput(loss=loss, rotation=rotation, raw_rotation=raw)
+        return CameraPoseReadoutOutput(loss=loss, rotation=rotation, raw_rotation=raw, **backbone_outputs)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -749,6 +825,8 @@ class ReadoutForVideoClassification(ReadoutPreTrainedModel):
         pixel_values: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         features: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
         **kwargs,
     ) -> VideoClassificationReadoutOutput:
         r"""
@@ -756,8 +834,12 @@ class ReadoutForVideoClassification(ReadoutPreTrainedModel):
             pixel_values: (B, T, C, H, W) video, as the backbone expects it.
             labels: optional (B,) class ids in [0, num_labels) (per clip; or per video in multi-clip evaluation).
             features: (B, T, N, C) precomputed backbone features, instead of ``pixel_values``.
+            output_attentions / output_hidden_states: return the backbone's attentions / hidden states (as the
+                backbone lays them out; None with precomputed ``features``).
         """
-        features = self.features_from(pixel_values, features)
+        features, backbone_outputs = self.backbone_features(
+            pixel_values, features, output_hidden_states, output_attentions
+        )
         logits = self.readout(features)[:, 0]
         clips = self.config.num_test_clips
         video_probabilities = None
@@ -780,7 +862,9 @@ class ReadoutForVideoClassification(ReadoutPreTrainedModel):
             if labels.shape[0] != logits.shape[0]:
                 raise ValueError(f"`labels` must have shape ({logits.shape[0]},), got {tuple(labels.shape)}")
             loss = nn.functional.cross_entropy(logits.float(), labels)
-        return VideoClassificationReadoutOutput(loss=loss, logits=logits, video_probabilities=video_probabilities)
+        return VideoClassificationReadoutOutput(
+            loss=loss, logits=logits, video_probabilities=video_probabilities, **backbone_outputs
+        )
 
 
 READOUT_CLASSES = {

@@ -30,6 +30,7 @@ from .layers import (
     cubic_resize_matrix,
     init_reference_weights,
 )
+from .outputs import VideoFeaturesOutput
 
 # --------------------------------------------------------------------------------------------------------------------
 # Position tables
@@ -80,15 +81,22 @@ class RVMModelOutput(ModelOutput):
     Args:
         last_hidden_state: (B, T, 1+N, D) features after each frame (the recurrent state), CLS token first, then the
             patches in raster order.
-        state: (B, 1+N, D) state after the last frame; pass it back as ``state`` to continue the stream.
-        encoder_hidden_states: (B, T, 1+N, D) per-frame ViT outputs before the recurrent core (when
-            ``output_hidden_states``).
+        final_state: (B, 1+N, D) state after the last frame; pass it back as ``state`` to continue the stream (the
+            same field as MooG's).
+        hidden_states: L+1 tensors (B, T, 1+N, D): the per-frame ViT's embeddings, then every block's output, for
+            every frame (when ``output_hidden_states``).
+        attentions: L tensors (B, T, heads, 1+N, 1+N): the per-frame ViT's attention probabilities (when
+            ``output_attentions``, eager attention only).
+        encoder_hidden_states: (B, T, 1+N, D) per-frame ViT outputs after its final norm, the recurrent core's input
+            (when ``output_gates``).
         update_gates / reset_gates / candidate_states: (B, T, 1+N, D) ``u_t``, ``r_t`` and the cross-attention
             transformer output ``h_t`` of the core (when ``output_gates``).
     """
 
     last_hidden_state: torch.FloatTensor | None = None
-    state: torch.FloatTensor | None = None
+    final_state: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
     encoder_hidden_states: torch.FloatTensor | None = None
     update_gates: torch.FloatTensor | None = None
     reset_gates: torch.FloatTensor | None = None
@@ -105,8 +113,10 @@ class RVMMaskedReconstructionOutput(ModelOutput):
         mask: (B, TT, h, w) 1 for masked (hidden) patches, 0 for visible ones.
         ids_shuffle: (B, TT, N) the permutation used; its first ``num_visible`` entries are the visible patches.
         features: (B, S, 1+N, D) recurrent features of the source frames.
-        state: (B, 1+N, D) state after the last source frame.
+        final_state: (B, 1+N, D) state after the last source frame.
         decoder_output: (B, TT, 1+N, Dd) decoder output after its final norm.
+        hidden_states / attentions: the source frames' per-frame ViT outputs / attention probabilities, as in
+            :class:`RVMModelOutput` (when ``output_hidden_states`` / ``output_attentions``).
         intermediates: named intermediate tensors (when ``output_intermediates``), for parity checks.
     """
 
@@ -115,8 +125,10 @@ class RVMMaskedReconstructionOutput(ModelOutput):
     mask: torch.FloatTensor | None = None
     ids_shuffle: torch.LongTensor | None = None
     features: torch.FloatTensor | None = None
-    state: torch.FloatTensor | None = None
+    final_state: torch.FloatTensor | None = None
     decoder_output: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
     intermediates: dict | None = None
 
 
@@ -127,8 +139,12 @@ class RVMMaskedReconstructionOutput(ModelOutput):
 def check_frames(pixel_values, num_channels: int, patch_size: int, name: str = "pixel_values") -> torch.Tensor:
     """Return ``pixel_values`` as (B, T, C, H, W): accepts one frame (B, C, H, W) or a clip (B, T, C, H, W)."""
     if not isinstance(pixel_values, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (batch, channels, height, width) or "
-                        "(batch, frames, channels, height, width)")
+        shape = getattr(pixel_values, "shape", None)
+        given = f"a {type(pixel_values).__name__}" + (f" of shape {tuple(shape)}" if shape is not None else "")
+        raise ValueError(
+            f"{name} must be a torch.Tensor of shape (batch, channels, height, width) or (batch, frames, channels, "
+            f"height, width), got {given}; use the model's video processor to turn frames or arrays into pixel_values"
+        )
     if pixel_values.ndim not in (4, 5):
         raise ValueError(
             f"{name} must have shape (batch, channels, height, width) or (batch, frames, channels, height, width), "
@@ -188,10 +204,10 @@ class RVMEncoderLayer(GradientCheckpointingLayer):
         self.mlp_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.mlp = FeedForward(config.hidden_size, config.intermediate_size, act=config.hidden_act)
 
-    def forward(self, hidden_states: torch.Tensor, **kwargs) -> torch.Tensor:
-        attended, _ = self.attention(self.attention_norm(hidden_states), **kwargs)
+    def forward(self, hidden_states: torch.Tensor, **kwargs) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attended, weights = self.attention(self.attention_norm(hidden_states), **kwargs)
         hidden_states = hidden_states + attended
-        return hidden_states + self.mlp(self.mlp_norm(hidden_states))
+        return hidden_states + self.mlp(self.mlp_norm(hidden_states)), weights
 
 
 class RVMEncoder(nn.Module):
@@ -202,9 +218,23 @@ class RVMEncoder(nn.Module):
         self.layers = nn.ModuleList([RVMEncoderLayer(config) for _ in range(config.num_hidden_layers)])
         self.final_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
-    def forward(self, hidden_states: torch.Tensor, **kwargs) -> torch.Tensor:
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        all_hidden_states: list | None = None,
+        all_attentions: list | None = None,
+        **kwargs,
+    ) -> torch.Tensor:
+        """(B, 1+n, D) tokens -> (B, 1+n, D) after the blocks and the final norm. Given lists collect the input and
+        every block's output (``all_hidden_states``) and every block's attention probabilities (``all_attentions``)."""
+        if all_hidden_states is not None:
+            all_hidden_states.append(hidden_states)
         for layer in self.layers:
-            hidden_states = layer(hidden_states, **kwargs)
+            hidden_states, weights = layer(hidden_states, **kwargs)
+            if all_hidden_states is not None:
+                all_hidden_states.append(hidden_states)
+            if all_attentions is not None:
+                all_attentions.append(weights)
         return self.final_norm(hidden_states)
 
 
@@ -312,7 +342,7 @@ class RVMModel(RVMPreTrainedModel):
         state = None
         for frame in frames:                       # (B, 3, H, W) in [0, 1]
             out = model(frame, state=state)
-            state = out.state
+            state = out.final_state
             patches = model.patch_features(out.last_hidden_state, frame.shape[-2:])   # (B, 1, h, w, D)
     """
 
@@ -357,8 +387,29 @@ class RVMModel(RVMPreTrainedModel):
             raise ValueError(f"state batch size {state.shape[0]} does not match the frames' batch size {batch_size}")
 
     def encode_frame(self, frame: torch.Tensor, **kwargs) -> torch.Tensor:
-        """(B, C, H, W) -> (B, 1+N, D) ViT output of one frame (before the recurrent core)."""
+        """(B, C, H, W) -> (B, 1+N, D) ViT output of one frame (before the recurrent core); ``all_hidden_states`` /
+        ``all_attentions`` lists collect the ViT's per-block outputs as in :meth:`RVMEncoder.forward`."""
         return self.encoder(self.embeddings(frame), **kwargs)
+
+    def get_video_features(
+        self, pixel_values: torch.Tensor, state: torch.Tensor | None = None, grid_features: bool = True, **kwargs
+    ) -> VideoFeaturesOutput:
+        r"""Per-frame patch features (the recurrent state after every frame, CLS token dropped).
+
+        Args:
+            pixel_values: one frame (B, C, H, W) or a clip (B, T, C, H, W), float in [0, 1].
+            state: (B or 1, 1+N, D) ``final_state`` of a previous call on the same stream (default: zeros).
+            grid_features: accepted so every backbone is asked the same way; RVM features are always on the grid.
+
+        Returns:
+            :class:`VideoFeaturesOutput` with ``features`` (B, T, h*w, D) patch tokens in raster order,
+            ``grid_size`` (h, w) = (H // patch, W // patch) and ``final_state`` (B, 1+N, D) (CLS included) to pass
+            back as ``state``: streaming a video in chunks gives the same features as one call on the whole video.
+        """
+        outputs = self(pixel_values, state=state, **kwargs)
+        features = outputs.last_hidden_state  # (B, T, 1+N, D): the state after every frame
+        grid = self.token_grid(*pixel_values.shape[-2:])
+        return VideoFeaturesOutput(features=features[:, :, 1:], grid_size=grid, final_state=features[:, -1])
 
     @can_return_tuple
     def forward(
@@ -366,6 +417,7 @@ class RVMModel(RVMPreTrainedModel):
         pixel_values: torch.Tensor,
         state: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
         output_gates: bool = False,
         **kwargs,
     ) -> RVMModelOutput:
@@ -374,12 +426,15 @@ class RVMModel(RVMPreTrainedModel):
             pixel_values: one frame (B, C, H, W) or a clip (B, T, C, H, W), float in [0, 1] (no mean/std
                 normalisation). Any size of at least one patch works; remainders of the patch size are cropped.
             state: (B or 1, 1+N, D) state returned by a previous call on the same stream (default: zeros).
-            output_hidden_states: also return the per-frame ViT outputs.
-            output_gates: also return the core's update/reset gates and candidate states.
+            output_hidden_states: also return the per-frame ViT's hidden states and outputs (default: the config's).
+            output_attentions: also return the per-frame ViT's attention probabilities (default: the config's).
+            output_gates: also return the core's input (``encoder_hidden_states``), its update/reset gates and its
+                candidate states.
         """
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
         pixel_values = check_frames(pixel_values, self.config.num_channels, self.config.patch_size)
         batch, frames = pixel_values.shape[:2]
         grid = self.token_grid(*pixel_values.shape[-2:])
@@ -389,11 +444,20 @@ class RVMModel(RVMPreTrainedModel):
         else:
             self.check_state(state, batch, grid)
         features, encoded, updates, resets, candidates = [], [], [], [], []
+        frame_hidden_states, frame_attentions = [], []
         for t in range(frames):
-            x = self.encode_frame(pixel_values[:, t], **kwargs)
+            layer_outputs = [] if output_hidden_states else None
+            layer_attentions = [] if output_attentions else None
+            x = self.encode_frame(
+                pixel_values[:, t], all_hidden_states=layer_outputs, all_attentions=layer_attentions, **kwargs
+            )
+            if output_hidden_states:
+                frame_hidden_states.append(layer_outputs)
+            if output_attentions:
+                frame_attentions.append(layer_attentions)
             state, update, reset, candidate = self.recurrent_core(x, state, **kwargs)
             features.append(state)
-            if output_hidden_states:
+            if output_gates:
                 encoded.append(x)
             if output_gates:
                 updates.append(update)
@@ -402,10 +466,17 @@ class RVMModel(RVMPreTrainedModel):
         def stack(items):
             return torch.stack(items, dim=1)
 
+        def per_layer(per_frame):  # [frame][layer] -> tuple over layers of (B, T, ...); None for SDPA's weights
+            return tuple(
+                None if layer[0] is None else stack(list(layer)) for layer in zip(*per_frame)
+            )
+
         return RVMModelOutput(
             last_hidden_state=stack(features),
-            state=state,
-            encoder_hidden_states=stack(encoded) if output_hidden_states else None,
+            final_state=state,
+            hidden_states=per_layer(frame_hidden_states) if output_hidden_states else None,
+            attentions=per_layer(frame_attentions) if output_attentions else None,
+            encoder_hidden_states=stack(encoded) if output_gates else None,
             update_gates=stack(updates) if output_gates else None,
             reset_gates=stack(resets) if output_gates else None,
             candidate_states=stack(candidates) if output_gates else None,
@@ -510,6 +581,8 @@ class RVMForMaskedReconstruction(RVMPreTrainedModel):
         state: torch.Tensor | None = None,
         compute_loss: bool = True,
         output_intermediates: bool = False,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
         **kwargs,
     ) -> RVMMaskedReconstructionOutput:
         r"""
@@ -525,6 +598,8 @@ class RVMForMaskedReconstruction(RVMPreTrainedModel):
             state: optional initial recurrent state (B or 1, 1+N, D).
             compute_loss: return the masked-patch L2 loss (see :func:`masked_patch_loss`).
             output_intermediates: return a dict of intermediates as the last tuple element / ``intermediates`` key.
+            output_hidden_states / output_attentions: also return the source frames' per-frame ViT hidden states /
+                attention probabilities (defaults: the config's).
         """
         config = self.config
         pixel_values = check_frames(pixel_values, config.num_channels, config.patch_size)
@@ -554,7 +629,17 @@ class RVMForMaskedReconstruction(RVMPreTrainedModel):
                 )
 
         # Source path: encoder + recurrent core over the source frames.
-        source = self.rvm(pixel_values, state=state, output_hidden_states=output_intermediates, **kwargs)
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        source = self.rvm(
+            pixel_values,
+            state=state,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            output_gates=output_intermediates,
+            **kwargs,
+        )
         features = source.last_hidden_state  # (B, S, 1+N, D)
 
         # Target path: [CLS, visible tokens in ids_shuffle order] through the encoder only.
@@ -614,8 +699,10 @@ class RVMForMaskedReconstruction(RVMPreTrainedModel):
             mask=mask,
             ids_shuffle=ids_shuffle,
             features=features,
-            state=source.state,
+            final_state=source.final_state,
             decoder_output=decoder_output.unflatten(0, (batch, num_targets)),
+            hidden_states=source.hidden_states,
+            attentions=source.attentions,
             intermediates=intermediates,
         )
 

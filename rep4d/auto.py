@@ -17,7 +17,13 @@ from rep4d.configuration.configuration_readout import ReadoutConfig
 from rep4d.configuration.configuration_rvm import RVMConfig
 from rep4d.modeling.modeling_fourds import FourDSForDepthEstimation, FourDSForPreTraining, FourDSModel
 from rep4d.modeling.modeling_moog import MooGForNextFramePrediction, MooGModel
-from rep4d.modeling.modeling_readout import ReadoutForDepthEstimation, ReadoutForVideoClassification
+from rep4d.modeling.modeling_readout import (
+    ReadoutForBoxTracking,
+    ReadoutForCameraPose,
+    ReadoutForDepthEstimation,
+    ReadoutForPointTracking,
+    ReadoutForVideoClassification,
+)
 from rep4d.modeling.modeling_rvm import RVMForMaskedReconstruction, RVMModel
 from rep4d.processing.video_processing_fourds import FourDSVideoProcessor
 from rep4d.processing.video_processing_moog import MooGVideoProcessor
@@ -34,10 +40,19 @@ REGISTRY = [
         },
         FourDSVideoProcessor,
     ),
-    # One config class serves every readout task; other tasks load with rep4d.modeling.load_readout(path).
+    # One config class serves every readout task. AutoModel maps it to all five heads: transformers picks the class
+    # named by the config's ``architectures`` (set from ``task`` by ReadoutConfig), so
+    # AutoModel.from_pretrained(any saved readout) gives its head.
     (
         ReadoutConfig,
         {
+            AutoModel: (
+                ReadoutForPointTracking,
+                ReadoutForDepthEstimation,
+                ReadoutForBoxTracking,
+                ReadoutForCameraPose,
+                ReadoutForVideoClassification,
+            ),
             AutoModelForVideoClassification: ReadoutForVideoClassification,
             AutoModelForDepthEstimation: ReadoutForDepthEstimation,
         },

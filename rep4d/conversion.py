@@ -169,7 +169,7 @@ class MergedCheckpoint(Mapping):
     """Several checkpoints read as one (e.g. a backbone file and a readout-head file); keys must not collide."""
 
     def __init__(self, paths: Iterable[str | os.PathLike]):
-        self.files = [NpzCheckpoint(path) for path in paths]
+        self.files = [_open_one(path) for path in paths]
         self.shapes: Shapes = {}
         self._owner: dict[str, NpzCheckpoint] = {}
         for file in self.files:
@@ -192,12 +192,50 @@ class MergedCheckpoint(Mapping):
             file.close()
 
 
-def open_checkpoint(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> NpzCheckpoint | MergedCheckpoint:
-    """One .npz file, or several merged into one key space."""
+class SafetensorsCheckpoint(Mapping):
+    """A lazy, read-only view of a ``.safetensors`` file (``safe_open``: shapes from the header, arrays one key at a
+    time, nothing unpickled). bfloat16 arrays are returned as float32 (NumPy has no bfloat16)."""
+
+    def __init__(self, path: str | os.PathLike):
+        from safetensors import SafetensorError, safe_open
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"checkpoint not found: {self.path}")
+        try:
+            self._file = safe_open(str(self.path), framework="pt")
+        except (SafetensorError, OSError) as error:
+            raise ConversionError(f"{self.path} is not a readable .safetensors file: {error}") from error
+        self.shapes: Shapes = {
+            key: tuple(int(s) for s in self._file.get_slice(key).get_shape()) for key in self._file.keys()
+        }
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        tensor = self._file.get_tensor(key)
+        return (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
+
+    def __iter__(self):
+        return iter(self.shapes)
+
+    def __len__(self) -> int:
+        return len(self.shapes)
+
+    def close(self) -> None:
+        self._file = None
+
+
+def _open_one(path: str | os.PathLike) -> NpzCheckpoint | SafetensorsCheckpoint:
+    return SafetensorsCheckpoint(path) if str(path).endswith(".safetensors") else NpzCheckpoint(path)
+
+
+def open_checkpoint(
+    paths: str | os.PathLike | Iterable[str | os.PathLike],
+) -> NpzCheckpoint | SafetensorsCheckpoint | MergedCheckpoint:
+    """One .npz / .safetensors file, or several merged into one key space."""
     if isinstance(paths, (str, os.PathLike)):
-        return NpzCheckpoint(paths)
+        return _open_one(paths)
     paths = list(paths)
-    return NpzCheckpoint(paths[0]) if len(paths) == 1 else MergedCheckpoint(paths)
+    return _open_one(paths[0]) if len(paths) == 1 else MergedCheckpoint(paths)
 
 
 def checkpoint_shapes(arrays: Mapping[str, np.ndarray]) -> Shapes:
@@ -402,7 +440,8 @@ def write_safetensors_streaming(path: Path, entries, tensors, metadata: dict | N
             data = tensor.contiguous().cpu()
             if data.dtype == torch.bfloat16:
                 data = data.view(torch.int16)
-            handle.write(memoryview(data.numpy()).cast("B"))
+            if data.numel():  # an empty tensor (e.g. zero register tokens) has no bytes to write
+                handle.write(memoryview(data.numpy()).cast("B"))
 
 
 def parse_size(value: str | int) -> int:
@@ -519,8 +558,9 @@ def convert_checkpoint(
             files = write_model_folder(plan, arrays, tmp, max_shard_size=max_shard_size, progress=progress)
             processor = converter.video_processor(plan.config, variant)
             if processor is not None:
+                before = {path.name for path in tmp.iterdir()}
                 processor.save_pretrained(tmp)
-                files.append("video_preprocessor_config.json")
+                files.extend(sorted(path.name for path in tmp.iterdir() if path.name not in before))
     finally:
         if opened:
             arrays.close()

@@ -108,4 +108,58 @@ def write_attention_video(
     return write_video(path, np.concatenate(parts, axis=2), fps=fps)
 
 
-__all__ = ["decoder_attention_maps", "token_attention_frames", "argmax_token_frames", "write_attention_video"]
+def attention_pictures(frames, attention: np.ndarray, tokens=None, title: str = "MooG token attention",
+                       min_side: int = 256, display_hw=None) -> list[np.ndarray]:
+    """Labelled pictures, one per frame (uint8 (H', W', 3)): the input frame, every pixel coloured by the token it
+    attends to most, and the heat maps of the ``tokens`` (default: the 3 with the largest total attention), each panel
+    enlarged (nearest) to at least ``min_side`` pixels, with a colour bar and a legend.
+
+    Args:
+        frames: (T, H, W, 3) float frames in [0, 1] (the model's input).
+        attention: (T, H, W, K) decoder attention (:func:`decoder_attention_maps` of one video).
+        display_hw: optional (height, width) every panel is resized to (nearest), e.g. to restore the source video's
+            aspect ratio after the model's square input.
+    """
+    from PIL import Image
+
+    from rep4d.visualization import labelled_picture, to_uint8
+
+    def resized(image):
+        if display_hw is None:
+            return image
+        return np.asarray(Image.fromarray(to_uint8(image)).resize(tuple(display_hw)[::-1], Image.Resampling.NEAREST))
+
+    frames = np.asarray(frames, dtype=np.float32)
+    attention = np.asarray(attention, dtype=np.float32)
+    if frames.shape[:3] != attention.shape[:3]:
+        raise ValueError(f"frames {frames.shape} and attention {attention.shape} must share (T, H, W)")
+    if tokens is None:
+        tokens = np.argsort(-attention.sum(axis=(0, 1, 2)))[:3].tolist()
+    argmax = argmax_token_frames(frames, attention)
+    heat, ranges = [], []
+    for token in tokens:
+        # Stretched from the token's weakest to its strongest pixel over the clip: a small model's attention is
+        # nearly uniform, and divided by its maximum alone it would look flat.
+        weights = attention[..., token]
+        low, high = (float(value) for value in np.percentile(weights, [1, 99]))
+        ranges.append((low, high))
+        stretched = (weights - low) / max(high - low, 1e-12)
+        heat.append(frames * 0.15 + colormap(stretched, 0.0, 1.0) * 0.85)
+    count = attention.shape[-1]
+    notes = [f"MooG's pixel decoder reads every pixel from {count} off-the-grid latent tokens (head-averaged "
+             "attention of its last layer). Second panel: each pixel coloured by the token it reads most; a token "
+             "that follows an object keeps its colour on it.",
+             "Heat maps: one token's attention weight, stretched from its 1st percentile over the clip (0) to its 99th "
+             "(1); the captions give that range of the raw weights (1/K would be uniform: "
+             f"1/{count} = {1 / count:.3f})."]
+    pictures = []
+    for t in range(len(frames)):
+        panels = [resized(image) for image in [frames[t], argmax[t]] + [panel[t] for panel in heat]]
+        captions = [f"input: frame {t}", "token read most (colour = token)"] + [f"token {k}: weights {low:.3f}-{high:.3f}" for k, (low, high) in zip(tokens, ranges)]
+        pictures.append(labelled_picture(panels, captions, title=title, notes=notes, min_side=min_side,
+                                         colorbars=[dict(vmin=0.0, vmax=1.0, label="stretched")]))
+    return pictures
+
+
+__all__ = ["decoder_attention_maps", "token_attention_frames", "argmax_token_frames", "write_attention_video",
+           "attention_pictures"]

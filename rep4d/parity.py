@@ -19,16 +19,30 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Tolerance:
-    """Pass if ``|port - ref| <= atol + rtol * |ref|`` element-wise, or exact equality when ``exact``."""
+    """Pass if ``|port - ref| <= atol + rtol * |ref|`` element-wise, or exact equality when ``exact``.
+
+    ``unless``: name of a boolean reference key (broadcast over trailing axes); entries where it is True are not
+    compared (e.g. pixels flagged as near ties of the official argmax). ``max_mismatch_fraction``: the fraction of
+    compared entries allowed outside the tolerance (0: none). ``flip_channels``: each channel (last axis) may match
+    as ``p`` or ``1 - p`` (PCA images in [0, 1] are defined only up to the sign of each principal component).
+    """
 
     atol: float = 0.0
     rtol: float = 0.0
     exact: bool = False
+    unless: str = ""
+    max_mismatch_fraction: float = 0.0
+    flip_channels: bool = False
 
     def describe(self) -> str:
-        if self.exact:
-            return "exact"
-        return f"atol={self.atol:g}" + (f", rtol={self.rtol:g}" if self.rtol else "")
+        text = "exact" if self.exact else f"atol={self.atol:g}" + (f", rtol={self.rtol:g}" if self.rtol else "")
+        if self.unless:
+            text += f" where not {self.unless}"
+        if self.max_mismatch_fraction:
+            text += f", at most {self.max_mismatch_fraction:g} of entries differing"
+        if self.flip_channels:
+            text += ", each channel up to p <-> 1-p"
+        return text
 
 
 @dataclass
@@ -74,6 +88,12 @@ class ParityReport:
                 entry["rtol"] = result.tolerance.rtol
             if result.tolerance.exact:
                 entry["exact"] = True
+            if result.tolerance.unless:
+                entry["unless"] = result.tolerance.unless
+            if result.tolerance.max_mismatch_fraction:
+                entry["max_mismatch_fraction"] = result.tolerance.max_mismatch_fraction
+            if result.tolerance.flip_channels:
+                entry["flip_channels"] = True
             if result.note:
                 entry["note"] = result.note
             results[key] = entry
@@ -101,11 +121,15 @@ def load_case_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
         return {key: data[key] for key in data.files}
 
 
-def compare(port: np.ndarray, reference: np.ndarray, tolerance: Tolerance) -> KeyResult:
+def compare(port: np.ndarray, reference: np.ndarray, tolerance: Tolerance, skip: np.ndarray | None = None) -> KeyResult:
     port = np.asarray(port)
     reference = np.asarray(reference)
     if port.shape != reference.shape:
         return KeyResult(float("inf"), tolerance, False, f"shape {port.shape} != reference {reference.shape}")
+    if tolerance.flip_channels:
+        port = _align_channel_flips(port, reference)
+    if skip is not None or tolerance.max_mismatch_fraction:
+        return _compare_masked(port, reference, tolerance, skip)
     if tolerance.exact or reference.dtype == bool or port.dtype == bool:
         equal = np.array_equal(port, reference)
         error = float(np.max(np.abs(port.astype(np.float64) - reference.astype(np.float64)))) if port.size else 0.0
@@ -117,6 +141,36 @@ def compare(port: np.ndarray, reference: np.ndarray, tolerance: Tolerance) -> Ke
     within = diff <= tolerance.atol + tolerance.rtol * np.abs(np.nan_to_num(ref64))
     ok = bool(within.all()) and not bool(nan_mismatch.any())
     return KeyResult(error, tolerance, ok, "NaN pattern differs" if nan_mismatch.any() else "")
+
+
+def _align_channel_flips(port: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Each channel (last axis) of ``port`` as is or as ``1 - port``, whichever is closer to ``reference``."""
+    port64, ref64 = port.astype(np.float64), reference.astype(np.float64)
+    axes = tuple(range(port.ndim - 1))
+    flip = np.abs((1.0 - port64) - ref64).max(axis=axes) < np.abs(port64 - ref64).max(axis=axes)
+    return np.where(flip, 1.0 - port64, port64)
+
+
+def _compare_masked(port: np.ndarray, reference: np.ndarray, tolerance: Tolerance, skip: np.ndarray | None) -> KeyResult:
+    """:func:`compare` with the entries flagged by ``skip`` left out and ``max_mismatch_fraction`` allowed."""
+    compared = np.ones(reference.shape, bool)
+    if skip is not None:
+        skip = np.asarray(skip, bool)
+        skip = skip.reshape(skip.shape + (1,) * (reference.ndim - skip.ndim))
+        compared = ~np.broadcast_to(skip, reference.shape)
+    port64, ref64 = port.astype(np.float64)[compared], reference.astype(np.float64)[compared]
+    nan_mismatch = np.isnan(port64) != np.isnan(ref64)
+    diff = np.abs(np.nan_to_num(port64 - ref64, nan=0.0))
+    if tolerance.exact or reference.dtype == bool or port.dtype == bool:
+        bad = (diff != 0) | nan_mismatch
+    else:
+        bad = (diff > tolerance.atol + tolerance.rtol * np.abs(np.nan_to_num(ref64))) | nan_mismatch
+    error = float(diff.max()) if diff.size else 0.0
+    fraction = float(bad.mean()) if bad.size else 0.0
+    note = f"{int(bad.sum())} of {bad.size} compared entries differ" + (
+        f", {int((~compared).sum())} flagged entries skipped" if skip is not None else ""
+    )
+    return KeyResult(error, tolerance, fraction <= tolerance.max_mismatch_fraction, note)
 
 
 def find_runner(case: dict, case_dir: Path) -> ParityRunner:
@@ -141,7 +195,8 @@ def run_parity(case_dir: str | os.PathLike) -> ParityReport:
     reference = load_case_arrays(case_dir / "outputs.npz")
     produced = runner.run(case_dir, case)
     results = {
-        key: compare(produced.arrays[key], reference[key], produced.tolerance(key))
+        key: compare(produced.arrays[key], reference[key], produced.tolerance(key),
+                     reference.get(produced.tolerance(key).unless) if produced.tolerance(key).unless else None)
         for key in reference
         if key in produced.arrays
     }

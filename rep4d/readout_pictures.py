@@ -12,7 +12,10 @@ For each clip ``i`` :func:`save_readout_pictures` writes ``clip_<i>_<task>.mp4``
 * pose and classification: ``clip_<i>_<task>.json`` with the prediction and the truth (and a PNG of the first and
   last frames for pose).
 
-Small frames are enlarged (nearest neighbour) to at least 256 pixels high so that the overlays stay readable.
+Small frames are enlarged (nearest neighbour) to at least 256 pixels high so that the overlays stay readable. The
+written pictures and videos are labelled (:func:`rep4d.visualization.labelled_picture`): a title with the clip and
+frame, a caption over every panel ("input", "ground truth", "prediction"), a legend for the markers and a colour bar
+for depth.
 """
 
 from __future__ import annotations
@@ -23,7 +26,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rep4d.visualization import colormap, distinct_colors, draw_box, draw_points, write_png, write_video
+from rep4d.visualization import (
+    colormap,
+    distinct_colors,
+    draw_box,
+    draw_points,
+    labelled_picture,
+    write_png,
+    write_video,
+)
 
 MIN_HEIGHT = 256
 
@@ -82,13 +93,52 @@ def box_pictures(frames, boxes, visible, pred_boxes, factor: int = 1) -> np.ndar
     return _side_by_side(np.stack(truth), np.stack(prediction))
 
 
+def depth_range(depth) -> tuple[float, float]:
+    """(min, max) of the valid (finite, > 0) ground-truth depth: the colour map's range."""
+    valid = np.isfinite(depth) & (depth > 0)
+    return (float(depth[valid].min()), float(depth[valid].max())) if valid.any() else (0.0, 1.0)
+
+
 def depth_pictures(frames, depth, pred_depth, factor: int = 1) -> np.ndarray:
     """RGB | ground truth | prediction, colour-mapped over the ground truth's valid depth range."""
     valid = np.isfinite(depth) & (depth > 0)
-    low, high = (float(depth[valid].min()), float(depth[valid].max())) if valid.any() else (0.0, 1.0)
+    low, high = depth_range(depth)
     truth = np.where(valid[..., None], colormap(depth, low, high), 0.0)
     prediction = colormap(pred_depth, low, high)
     return _side_by_side(*(_enlarge(panel, factor) for panel in (frames, truth, prediction)))
+
+
+POINT_LEGEND = [("patch", (0.6, 0.6, 0.6), "filled square: point visible"),
+                ("hollow_square", (0.6, 0.6, 0.6), "hollow square: occluded (predicted occluded on the right)")]
+TASK_TITLES = {"points": "Point tracking readout", "boxes": "Box tracking readout", "depth": "Depth readout"}
+
+
+def split_panels(video: np.ndarray, count: int) -> list[np.ndarray]:
+    """Undo :func:`_side_by_side`: (T, H, count*W + 2*(count-1), 3) -> ``count`` (T, H, W, 3) panels."""
+    width = (video.shape[2] - 2 * (count - 1)) // count
+    return [video[:, :, index * (width + 2): index * (width + 2) + width] for index in range(count)]
+
+
+def labelled_frames(task: str, video: np.ndarray, clip_index: int, depth=None) -> list[np.ndarray]:
+    """The side-by-side frames of :func:`track_pictures` / :func:`box_pictures` / :func:`depth_pictures` as labelled
+    pictures (title, captions, legend, depth colour bar), one per frame."""
+    title = f"{TASK_TITLES.get(task, task)}: clip {clip_index}"
+    if task == "depth":
+        low, high = depth_range(depth)
+        panels = split_panels(video, 3)
+        captions = ["input", "ground truth depth", "prediction"]
+        extra = dict(colorbars=[dict(vmin=low, vmax=high, label="depth")],
+                     notes=["turbo colour map over the ground truth's valid range; invalid pixels black"])
+    else:
+        panels = split_panels(video, 2)
+        captions = ["ground truth", "prediction"]
+        if task == "points":
+            extra = dict(legend=POINT_LEGEND, notes=["one colour per track, the same in both panels"])
+        else:
+            extra = dict(notes=["one colour per object, the same in both panels; invisible ground-truth boxes are "
+                                "not drawn"])
+    return [labelled_picture([panel[t] for panel in panels], [f"{caption}: frame {t}" for caption in captions],
+                             title=title, **extra) for t in range(len(video))]
 
 
 def save_readout_pictures(model, dataset, folder, count: int, fps: float = 4.0) -> list[Path]:
@@ -142,11 +192,13 @@ def save_readout_pictures(model, dataset, folder, count: int, fps: float = 4.0) 
                 stem.with_suffix(".json").write_text(json.dumps(record, indent=2))
                 written.append(stem.with_suffix(".json"))
                 continue
-            written.append(write_video(stem.with_suffix(".mp4"), video, fps=fps))
-            written.append(write_png(stem.with_suffix(".png"), video[len(video) // 2]))
+            pictures = labelled_frames(task, video, index,
+                                       example["depth"].numpy() if task == "depth" else None)
+            written.append(write_video(stem.with_suffix(".mp4"), np.stack(pictures), fps=fps))
+            written.append(write_png(stem.with_suffix(".png"), pictures[len(pictures) // 2]))
     finally:
         model.train(was_training)
     return written
 
 
-__all__ = ["save_readout_pictures", "track_pictures", "box_pictures", "depth_pictures"]
+__all__ = ["save_readout_pictures", "track_pictures", "box_pictures", "depth_pictures", "labelled_frames"]

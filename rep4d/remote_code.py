@@ -96,7 +96,7 @@ def auto_classes_for(model_type: str):
 def export_remote_code(
     model_dir: str | os.PathLike,
     model_class: type | None = None,
-    pipeline_tasks=(),
+    pipeline_tasks=None,
 ) -> list[str]:
     """Add the code of the model in ``model_dir`` (a ``save_pretrained`` folder) and fill ``auto_map``.
 
@@ -104,7 +104,9 @@ def export_remote_code(
     model type (e.g. ``MooGForPointTracking``, ``ReadoutForPointTracking``), ``AutoModel`` is mapped to it so that
     ``AutoModel.from_pretrained(..., trust_remote_code=True)`` rebuilds the whole model.
     ``pipeline_tasks``: custom pipelines of :mod:`rep4d.pipelines` the repo serves; ``pipelines.py`` is exported and
-    ``custom_pipelines`` written into ``config.json`` (what ``Pipeline.save_pretrained`` would write).
+    ``custom_pipelines`` written into ``config.json`` (what ``Pipeline.save_pretrained`` would write), so
+    ``pipeline(task, model=model_dir, trust_remote_code=True)`` works without rep4d. None (the default) serves every
+    task the exported classes can run (:func:`pipeline_tasks_for`); ``()`` exports no pipeline.
 
     Returns the names of the code files written.
     """
@@ -121,13 +123,18 @@ def export_remote_code(
     if model_class is not None and model_class not in served.values():
         served["AutoModel"] = model_class
     classes = [config_class, *served.values()] + ([processor_class] if processor_class else [])
+    if pipeline_tasks is None:
+        pipeline_tasks = pipeline_tasks_for(served) if processor_class is not None else ()
     modules = collect_modules(classes)
     if pipeline_tasks:
         modules.update(collect_modules([_pipeline_module_class()]))
     written = []
-    for _, path in sorted(modules.items()):
+    for name, path in sorted(modules.items()):
         target = model_dir / path.name
-        target.write_text(flatten_imports(path.read_text(encoding="utf-8")), encoding="utf-8")
+        source = flatten_imports(path.read_text(encoding="utf-8"))
+        if name == config_class.__module__:
+            source += _config_registrations(config_class, modules)
+        target.write_text(source, encoding="utf-8")
         written.append(path.name)
 
     def reference(cls) -> str:
@@ -145,6 +152,52 @@ def export_remote_code(
         processor["auto_map"] = {"AutoVideoProcessor": reference(processor_class)}
         processor_path.write_text(json.dumps(processor, indent=2, sort_keys=True) + "\n")
     return written
+
+
+def _config_registrations(config_class, modules: dict) -> str:
+    """Code appended to the folder's config module: registers the other rep4d configs the exported code ships with
+    ``AutoConfig``, so a composite config (a readout) can build its backbone's config where rep4d is not installed."""
+    from rep4d.auto import REGISTRY
+
+    lines = []
+    for other, _, _ in REGISTRY:
+        if other is config_class or other.__module__ not in modules:
+            continue
+        module = Path(modules[other.__module__]).stem
+        lines.append(f"from .{module} import {other.__name__} as _{other.__name__}")
+        lines.append(f"_AutoConfig.register({other.model_type!r}, _{other.__name__}, exist_ok=True)")
+    if not lines:
+        return ""
+    header = [
+        "",
+        "",
+        "# Added by rep4d.remote_code: the backbone configs this folder's code ships, registered for composite configs.",
+        "from transformers import AutoConfig as _AutoConfig  # noqa: E402",
+    ]
+    return "\n".join(header + [line + "  # noqa: E402" for line in lines]) + "\n"
+
+
+def pipeline_tasks_for(served: dict) -> tuple[str, ...]:
+    """The rep4d pipeline tasks the classes ``served`` ({auto class name: model class}) can run, by what they offer:
+    ``get_video_features`` on the ``AutoModel`` class (feature extraction), an ``AutoModelForDepthEstimation``
+    class (depth), ``query_points`` / ``query_boxes`` in the ``AutoModel`` class's ``forward`` (point / box
+    tracking)."""
+    import inspect
+
+    from rep4d.pipelines import BOX_TRACKING_TASK, DEPTH_TASK, FEATURE_TASK, POINT_TRACKING_TASK
+
+    tasks = []
+    auto_model = served.get("AutoModel")
+    parameters = inspect.signature(auto_model.forward).parameters if auto_model is not None else {}
+    if auto_model is not None and hasattr(auto_model, "get_video_features"):
+        tasks.append(FEATURE_TASK)
+    if "AutoModelForDepthEstimation" in served:
+        tasks.append(DEPTH_TASK)
+    if "query_points" in parameters:
+        tasks.append(POINT_TRACKING_TASK)
+    if "query_boxes" in parameters:
+        tasks.append(BOX_TRACKING_TASK)
+    return tuple(tasks)
 
 
 def _processor_class_named(name: str | None):

@@ -54,12 +54,12 @@ def test_points_pictures_are_decodable(points_run):
     videos = [path for path in results["pictures"] if path.endswith(".mp4")]
     assert videos and all(path.startswith(str(output / "pictures")) for path in results["pictures"])
     frames, _ = read_video_pyav(videos[0])
-    # 16 px frames are enlarged 16x to 256 px; truth and prediction side by side with a 2 px gap.
-    assert frames.shape == (4, 256, 2 * 256 + 2, 3) and frames.std() > 0
+    # 16 px frames are enlarged 16x to 256 px; truth and prediction side by side, labelled (title, captions, legend).
+    assert frames.shape[0] == 4 and frames.shape[1] > 256 + 40 and frames.shape[2] >= 2 * 256 and frames.std() > 0
     from PIL import Image
 
     png = [path for path in results["pictures"] if path.endswith(".png")][0]
-    assert np.asarray(Image.open(png)).shape == (256, 514, 3)
+    assert np.asarray(Image.open(png)).shape == frames.shape[1:]
 
 
 def test_evaluate_command_on_the_saved_points_model(points_run, tmp_path, capsys):

@@ -1,6 +1,7 @@
 """Conversion of 4DS checkpoints: manifests of the released files, CLI, atomic output, sharding, remote code."""
 
 import json
+import math
 import subprocess
 import sys
 import zipfile
@@ -45,9 +46,12 @@ def test_released_manifest_maps_every_key_and_every_parameter(manifest):
     plan = plan_conversion(shapes, converter, variant)  # meta device: nothing allocated
     assert plan.model_class is EXPECTED[manifest.name][0]
     used = {key for src in plan.sources.values() for key in src.keys}
-    assert used == set(shapes), "every checkpoint key is used"
+    ignored = converter.ignored_keys(shapes, plan.config, variant)
+    assert used | ignored == set(shapes) and not used & ignored, "every checkpoint key is used or deliberately ignored"
     assert set(plan.sources) == set(plan.target_shapes), "every model parameter has a source"
-    assert plan.num_parameters == info["num_params"]
+    assert plan.num_parameters + sum(math.prod(shapes[key]) for key in ignored) == info["num_params"]
+    # Only the depth model leaves arrays out: the blocks above its readout layer (10 and 11 of B), which it never runs.
+    assert {key.split("/")[3] for key in ignored} == ({"layers_10", "layers_11"} if variant == "depth" else set())
     if variant == "depth":
         assert plan.config.readout_decoding_patch_size == [2, 8, 8]
         assert plan.config.readout_num_params == 1024 and plan.config.readout_num_heads == 16
@@ -125,7 +129,7 @@ def test_cli_converts_to_a_loadable_folder_matching_parity(tmp_path):
         [sys.executable, "-m", "rep4d", "convert", str(DEPTH_CASE / "params.npz"), "-o", str(out), "--quiet"],
         capture_output=True, text=True,
     )
-    assert again.returncode == 1 and "--overwrite" in again.stderr
+    assert again.returncode == 2 and "--overwrite" in again.stderr  # wrong input: exit status 2
 
 
 def test_cli_dry_run_and_help():
@@ -134,7 +138,8 @@ def test_cli_dry_run_and_help():
         capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stderr
-    assert "FourDSForDepthEstimation, 179,744 parameters" in result.stdout
+    # The case's 179,744 parameters less blocks 2-3 (of 4), above the readout layer: the depth model leaves them out.
+    assert "FourDSForDepthEstimation, 112,800 parameters" in result.stdout
     help_text = subprocess.run([sys.executable, "-m", "rep4d", "convert", "--help"], capture_output=True, text=True)
     assert "examples:" in help_text.stdout and "--max-shard-size" in help_text.stdout
 

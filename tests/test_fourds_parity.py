@@ -60,5 +60,5 @@ def test_parity_detects_a_wrong_port(fixtures_dir, monkeypatch):
 def test_parity_cli_fails_on_bad_case(tmp_path):
     (tmp_path / "case.json").write_text(json.dumps({"name": "nothing"}))
     result = subprocess.run([sys.executable, "-m", "rep4d", "parity", str(tmp_path)], capture_output=True, text=True)
-    assert result.returncode == 1
+    assert result.returncode == 2  # a bad case is wrong input: exit status 2 (rep4d.cli)
     assert "no parity runner" in result.stderr

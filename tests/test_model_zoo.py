@@ -137,3 +137,93 @@ def test_demo_with_the_shipped_zoo_reports_no_random_model(tmp_path):
     assert set(summary["random_models"]) == {step for step, m in DEMO_MODELS.items() if m.folder() is None}
     if not summary["random_models"]:
         assert "RANDOMLY" not in summary["note"] and "embedded demo models" in summary["note"]
+
+
+# Held-out metrics against the trivial baselines (benchmarks/bench_zoo.py --write-zoo) ---------------------------------
+
+BENCH_ZOO = REPO_ROOT / "benchmarks" / "bench_zoo.py"
+EVAL_FIELDS = {"metric", "value", "baseline", "baseline_value", "lower_is_better", "beats_baseline", "num_eval_clips",
+               "eval_seed", "command", "clip_values", "clip_baseline_values"}
+
+
+def _bench_zoo():
+    import importlib.util
+    import sys
+
+    if "bench_zoo" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("bench_zoo", BENCH_ZOO)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["bench_zoo"] = module  # dataclasses look their module up
+        spec.loader.exec_module(module)
+    return sys.modules["bench_zoo"]
+
+
+def _eval_rows(name: str) -> list[dict]:
+    report = json.loads((ZOO_DIR / name / "eval_metrics.json").read_text())
+    return report["rows"] if "rows" in report else [report]
+
+
+@pytest.mark.parametrize("name", PRESENT)
+def test_zoo_eval_metrics_are_consistent(name):
+    # Every zoo folder carries its held-out score next to its trivial baseline, with a verdict that follows from the
+    # two numbers (a tie does not beat the baseline) and the command that measured it on seeds not used in training.
+    assert (ZOO_DIR / name / "eval_metrics.json").is_file(), f"run python benchmarks/bench_zoo.py --write-zoo ({name})"
+    report = json.loads((ZOO_DIR / name / "eval_metrics.json").read_text())
+    rows = _eval_rows(name)
+    for row in rows:
+        assert EVAL_FIELDS <= set(row), f"{name}: missing {EVAL_FIELDS - set(row)}"
+        value, baseline = row["value"], row["baseline_value"]
+        assert row["beats_baseline"] == (value < baseline if row["lower_is_better"] else value > baseline), row
+        assert row["num_eval_clips"] == len(row["clip_values"]) == len(row["clip_baseline_values"]) >= 8
+        assert value == pytest.approx(sum(row["clip_values"]) / len(row["clip_values"]), rel=1e-6)
+        assert baseline == pytest.approx(sum(row["clip_baseline_values"]) / row["num_eval_clips"], rel=1e-6)
+        assert row["eval_seed"] != 0, "seed 0 rendered the training clips"
+        assert row["command"].startswith("OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_zoo.py")
+        assert f"--models {name} " in row["command"] and f"--clips {row['num_eval_clips']} " in row["command"]
+        assert row["baseline"] and row["metric"]
+    assert report["beats_baseline"] == all(row["beats_baseline"] for row in rows)
+
+
+def test_bench_zoo_remeasures_the_recorded_clips():
+    # The shipped 4ds-tiny weights and the bench reproduce the recorded per-clip numbers of the first two clips.
+    bench = _bench_zoo()
+    (recorded,) = _eval_rows("4ds-tiny")
+    model = bench._load(ZOO_DIR, "4ds-tiny")
+    (row,) = bench.BENCHES["4ds-tiny"](model, recorded["eval_seed"], 2)
+    assert row.clip_values == pytest.approx(recorded["clip_values"][:2], rel=1e-4, abs=1e-6)
+    assert row.clip_baseline_values == pytest.approx(recorded["clip_baseline_values"][:2], rel=1e-4, abs=1e-6)
+
+
+def test_bench_zoo_baseline_is_what_a_mean_colour_model_scores():
+    # Fairness of the masked-reconstruction baseline: a "model" that paints every hidden tubelet with the mean colour
+    # of the pixels it was shown scores exactly the baseline, so it does not beat it; copying the truth does.
+    from types import SimpleNamespace
+
+    import torch
+
+    from rep4d.modeling import FourDSForPreTraining
+
+    bench = _bench_zoo()
+    config = FourDSForPreTraining.config_class.from_pretrained(ZOO_DIR / "4ds-tiny")
+    grid = [size // tube for size, tube in zip((config.num_frames, *config.image_size), config.tubelet_size)]
+
+    class PaintModel:
+        def __init__(self, cheat: bool):
+            self.config, self.cheat = config, cheat
+
+        def __call__(self, frames, generator=None):
+            num_tokens = grid[0] * grid[1] * grid[2]
+            mask = torch.zeros(num_tokens, dtype=torch.bool)
+            mask[torch.randperm(num_tokens, generator=generator)[: int(num_tokens * config.mask_ratio)]] = True
+            hidden = mask.reshape(grid)
+            for axis, size in enumerate(config.tubelet_size):
+                hidden = hidden.repeat_interleave(size, dim=axis)
+            hidden = hidden[:, None].expand_as(frames[0])
+            mean = frames[0].permute(0, 2, 3, 1)[~hidden[:, 0]].mean(0)[None, :, None, None]
+            painted = frames if self.cheat else torch.where(hidden, mean.expand_as(frames[0]), frames[0])[None]
+            return SimpleNamespace(reconstruction=painted, mask=mask[None].float())
+
+    (row,) = [bench.bench_fourds_reconstruction(PaintModel(cheat=False), 1000, 2)]
+    assert row.value == pytest.approx(row.baseline_value, rel=1e-5) and not row.beats_baseline
+    (row,) = [bench.bench_fourds_reconstruction(PaintModel(cheat=True), 1000, 2)]
+    assert row.value == 0 and row.beats_baseline

@@ -23,6 +23,7 @@ from rep4d.modeling.modeling_moog import (
     jit_linspace,
     same_padding,
 )
+from rep4d.modeling.outputs import BoxTrackingOutput, DepthEstimationOutput, PointTrackingOutput
 from rep4d.parity import load_case_arrays, run_parity
 
 FIXTURES = Path(__file__).parent / "fixtures" / "moog"
@@ -310,10 +311,13 @@ def test_tracking_heads_and_assembly(tmp_path):
     clip, queries = video(frames=4), torch.rand(2, 3, 2)
     with torch.no_grad():
         out = points(clip, queries, generator=torch.Generator().manual_seed(0))
-    assert out.values.shape == (2, 4, 3, 2) and out.visible.shape == (2, 4, 3, 1)
-    assert ((out.values >= 0) & (out.values <= 1)).all()
-    product = torch.sigmoid(out.logits_visible) * torch.sigmoid(out.logits_certainty)
-    assert torch.equal(out.visible, (product > 0.5).float())
+    # The shared point output: (B, Q, T, 2) (x, y) pixels of the 16x16 input, (B, Q, T) logits and occlusion.
+    assert isinstance(out, PointTrackingOutput)
+    assert out.tracks.shape == (2, 3, 4, 2) and out.occluded.shape == (2, 3, 4) and out.occluded.dtype == torch.bool
+    assert out.visibility_logits.shape == out.certainty_logits.shape == (2, 3, 4)
+    assert ((out.tracks >= 0) & (out.tracks <= 16)).all() and out.tracks.max() > 1
+    product = torch.sigmoid(out.visibility_logits) * torch.sigmoid(out.certainty_logits)
+    assert torch.equal(~out.occluded, product > 0.5)
     # A stand-alone head + a backbone give the same tracking model.
     head_config = tiny_config(tracking_head="point")
     head = MooGTrackingHeadModel(head_config)
@@ -323,13 +327,20 @@ def test_tracking_heads_and_assembly(tmp_path):
     assembled = MooGForPointTracking.from_backbone_and_head(backbone, head)
     with torch.no_grad():
         again = assembled(clip, queries, generator=torch.Generator().manual_seed(0))
-        direct = head(out.features, queries)
-    torch.testing.assert_close(again.values, out.values, rtol=0, atol=0)
-    torch.testing.assert_close(direct.values, out.values, rtol=0, atol=0)
+        direct = head(out.features, queries, frame_size=(16, 16))
+        default_size = head(out.features, queries)  # config.image_size = [16, 16]
+    torch.testing.assert_close(again.tracks, out.tracks, rtol=0, atol=0)
+    torch.testing.assert_close(direct.tracks, out.tracks, rtol=0, atol=0)
+    torch.testing.assert_close(default_size.tracks, out.tracks, rtol=0, atol=0)
+    # Pixels of the frames given: twice the frame size, twice the pixel coordinates.
+    with torch.no_grad():
+        doubled = head(out.features, queries, frame_size=(32, 32))
+    torch.testing.assert_close(doubled.tracks, 2 * out.tracks)
     boxes = randomized(MooGForBoxTracking(config))
     with torch.no_grad():
         box_out = boxes(clip, torch.rand(2, 5, 4))
-    assert box_out.values.shape == (2, 4, 5, 4) and box_out.visible is None
+    assert isinstance(box_out, BoxTrackingOutput)
+    assert box_out.boxes.shape == (2, 5, 4, 4) and "tracks" not in box_out
 
 
 def test_recurrent_point_readout_streams_over_any_length():
@@ -340,8 +351,8 @@ def test_recurrent_point_readout_streams_over_any_length():
         whole = model(clip, queries, initial_noise=noise)
         first = model(clip[:, :4], queries, initial_noise=noise)
         rest = model(clip[:, 4:], queries, state=first.final_state, readout_state=first.readout_state)
-    assert whole.values.shape == (2, 6, 3, 2)
-    torch.testing.assert_close(torch.cat([first.values, rest.values], 1), whole.values, rtol=0, atol=1e-6)
+    assert whole.tracks.shape == (2, 3, 6, 2) and whole.occluded.shape == (2, 3, 6)
+    torch.testing.assert_close(torch.cat([first.tracks, rest.tracks], 2), whole.tracks, rtol=0, atol=16e-6)
 
 
 def test_grid_depth_readout():
@@ -351,6 +362,7 @@ def test_grid_depth_readout():
     with torch.no_grad():
         out = model(clip, labels=labels)
         coarse = model(clip, output_size=(8, 8))
+    assert isinstance(out, DepthEstimationOutput) and out.final_state.shape == (2, 6, 16)
     assert out.predicted_depth.shape == (2, 2, 16, 16) and out.loss.ndim == 0
     assert coarse.predicted_depth.shape == (2, 2, 8, 8)
     model.train()
@@ -438,6 +450,130 @@ def test_convert_fixture_files_to_folders(tmp_path):
     with torch.no_grad():
         for model in (tracking, assembled):
             out = model(clip, queries, state=state)
-            np.testing.assert_allclose(out.values.numpy(), reference["points_values"], atol=1e-4, rtol=1e-4)
-            np.testing.assert_array_equal(out.visible.numpy(), reference["points_visible"])
+            # tracks in pixels of the case's frames; the reference holds the head's [0, 1] (B, T, Q, 2) layout.
+            size = torch.tensor([clip.shape[-1], clip.shape[-2]], dtype=torch.float32)
+            values = (out.tracks / size).transpose(1, 2)
+            np.testing.assert_allclose(values.numpy(), reference["points_values"], atol=1e-4, rtol=1e-4)
+            visible = (~out.occluded).transpose(1, 2)[..., None].float()
+            np.testing.assert_array_equal(visible.numpy(), reference["points_visible"])
     assert (tmp_path / "tracking" / "video_preprocessor_config.json").is_file()
+
+
+# transformers conventions: hidden states / attentions, input embeddings, wrong families ------------------------------
+
+
+def test_hidden_states_and_attentions_are_explicit_and_honoured():
+    config = tiny_config(predictor_num_layers=2, corrector_num_layers=1)
+    model = randomized(MooGModel(config))
+    model.set_attn_implementation("eager")
+    clip, noise = video(batch=2, frames=3), torch.randn(2, 6, 16)
+    with torch.no_grad():
+        plain = model(clip, initial_noise=noise)
+        full = model(clip, initial_noise=noise, output_hidden_states=True, output_attentions=True)
+    assert plain.hidden_states is None and plain.attentions is None and plain.cross_attentions is None
+    # state entering the predictor + 2 predictor layers + 1 corrector layer, each (B, T, K, D).
+    assert len(full.hidden_states) == 4 and all(h.shape == (2, 3, 6, 16) for h in full.hidden_states)
+    torch.testing.assert_close(full.hidden_states[0][:, 0], model.state_norm(noise * config.state_init_scale))
+    # Self-attention of every predictor and corrector layer over the K tokens, rows summing to one.
+    assert len(full.attentions) == 3 and all(a.shape == (2, 3, 2, 6, 6) for a in full.attentions)
+    torch.testing.assert_close(full.attentions[0].sum(-1), torch.ones(2, 3, 2, 6))
+    # Corrector cross-attention over the encoder tokens of the frame (16x16, two stride-2 convs -> 4x4 tokens).
+    assert len(full.cross_attentions) == 1 and full.cross_attentions[0].shape == (2, 3, 2, 6, 16)
+    torch.testing.assert_close(full.features, plain.features)
+    # The config defaults are honoured too, and the heads pass them through.
+    model.config.output_hidden_states = True
+    with torch.no_grad():
+        assert len(model(clip, initial_noise=noise).hidden_states) == 4
+    model.config.output_hidden_states = False
+    for head in (MooGForPointTracking(config), MooGForBoxTracking(config), MooGForDepthEstimation(config)):
+        head.set_attn_implementation("eager")
+        query = torch.rand(2, 3, 2 if isinstance(head, MooGForPointTracking) else 4)
+        args = () if isinstance(head, MooGForDepthEstimation) else (query,)
+        frames = 4 if args else 2
+        with torch.no_grad():
+            out = head(video(frames=frames), *args, output_hidden_states=True, output_attentions=True)
+        assert len(out.hidden_states) == 4 and len(out.attentions) == 3, type(head).__name__
+        assert out.final_state.shape == (2, 6, 16)
+    predictor = MooGForNextFramePrediction(config)
+    predictor.set_attn_implementation("eager")
+    with torch.no_grad():
+        out = predictor(clip, output_hidden_states=True, output_attentions=True)
+    assert len(out.hidden_states) == 4 and len(out.attentions) == 3 and len(out.decoder_attentions) == 1
+
+
+def test_attentions_under_sdpa_warn_and_return_none(caplog):
+    from transformers.utils import logging as hf_logging
+
+    model = MooGForNextFramePrediction(tiny_config())
+    model.set_attn_implementation("sdpa")
+    hf_logging.enable_propagation()
+    try:
+        with torch.no_grad(), caplog.at_level("WARNING"):
+            out = model(video(batch=1, frames=1), output_attentions=True)
+    finally:
+        hf_logging.disable_propagation()
+    assert out.attentions is None and out.decoder_attentions is None and out.predicted_pixel_values is not None
+    assert "eager" in caplog.text
+
+
+def test_input_embeddings_are_the_input_projections():
+    config = tiny_config()
+    for model_class in (MooGModel, MooGForNextFramePrediction, MooGForPointTracking, MooGForDepthEstimation):
+        model = model_class(config)
+        base = model if isinstance(model, MooGModel) else model.moog
+        assert model.get_input_embeddings() is base.encoder
+        assert model.get_output_embeddings() is None
+    head = MooGTrackingHeadModel(tiny_config(tracking_head="box"))
+    assert head.get_input_embeddings() is head.readout.query_embedding
+    replacement = torch.nn.Identity()
+    head.set_input_embeddings(replacement)
+    assert head.get_input_embeddings() is replacement
+
+
+def test_a_model_of_another_family_is_refused():
+    from rep4d.configuration.configuration_fourds import FourDSConfig
+    from rep4d.modeling.modeling_fourds import FourDSModel
+
+    fourds = FourDSModel(
+        FourDSConfig(
+            hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, image_size=[16, 16],
+            num_frames=4,
+        )
+    )
+    head = MooGTrackingHeadModel(tiny_config(tracking_head="point"))
+    with pytest.raises(ValueError, match="model family 'moog'.*'fourds'"):
+        MooGForPointTracking.from_backbone_and_head(fourds, head)
+    with pytest.raises(ValueError, match="needs a box head"):
+        MooGForBoxTracking.from_backbone_and_head(MooGModel(tiny_config()), head)
+
+
+def _combined_case(tmp_path: Path) -> Path:
+    """A case carrying both a point head and a box head, merged from the point and the box fixtures (same backbone,
+    video and initial state)."""
+    points, boxes = FIXTURES / "tiny_points", FIXTURES / "tiny_boxes"
+    point_case, box_case = (json.loads((d / "case.json").read_text()) for d in (points, boxes))
+    case_dir = tmp_path / "tiny_points_and_boxes"
+    case_dir.mkdir()
+    case = {**point_case, "name": case_dir.name, "box_head": box_case["box_head"]}
+    case["outputs"] = {**point_case["outputs"], **box_case["outputs"]}
+    case["inputs"] = {**point_case["inputs"], **box_case["inputs"]}
+    case["param_files"] = ["backbone_params.npz", "point_head_params.npz", "box_head_params.npz"]
+    (case_dir / "case.json").write_text(json.dumps(case))
+    for name, source in (("backbone_params.npz", points), ("point_head_params.npz", points),
+                         ("box_head_params.npz", boxes)):
+        (case_dir / name).write_bytes((source / name).read_bytes())
+    for name in ("inputs.npz", "outputs.npz"):
+        a, b = load_case_arrays(points / name), load_case_arrays(boxes / name)
+        shared = set(a) & set(b)
+        for key in shared:
+            np.testing.assert_array_equal(a[key], b[key])
+        np.savez(case_dir / name, **{**a, **b})
+    return case_dir
+
+
+def test_parity_case_with_point_and_box_heads(tmp_path):
+    report = run_parity(_combined_case(tmp_path))
+    failures = {key: r.max_abs_error for key, r in report.results.items() if not r.ok}
+    assert not failures, failures
+    assert report.not_compared == []
+    assert {"points_values", "points_visible", "boxes_values", "boxes_readout_raw"} <= set(report.results)

@@ -394,3 +394,77 @@ def test_point_queries_per_chunk_see_only_their_frames():
         ReadoutForPointTracking(readout_config("points", point_frames_per_query=3))
     with pytest.raises(ValueError, match="point_frames_per_query"):
         readout_config("points", point_frames_per_query=-1)
+
+
+# transformers conventions: shared outputs, hidden states / attentions, Auto classes, input embeddings -----------------
+
+
+def test_task_outputs_are_the_shared_ones():
+    from rep4d.modeling.outputs import BoxTrackingOutput, DepthEstimationOutput, PointTrackingOutput
+
+    torch.manual_seed(0)
+    expected = {"points": PointTrackingOutput, "boxes": BoxTrackingOutput, "depth": DepthEstimationOutput}
+    for task, output_class in expected.items():
+        out = READOUT_CLASSES[task](readout_config(task)).eval()(**make_batch(task))
+        assert type(out) is output_class, task
+
+
+@pytest.mark.parametrize("backbone", sorted(BACKBONES))
+def test_backbone_hidden_states_and_attentions_are_explicit_and_honoured(backbone):
+    torch.manual_seed(0)
+    config = readout_config("classification", backbone)
+    config.backbone_config.num_hidden_layers = 4  # 4DS-2 reads its embeddings (readout depth 0.95): no block runs
+    model = ReadoutForVideoClassification(config).eval()
+    model.set_attn_implementation("eager")
+    pixel_values = make_batch("classification")["pixel_values"]
+    with torch.no_grad():
+        plain = model(pixel_values)
+        full = model(pixel_values, output_hidden_states=True, output_attentions=True)
+        cached = model(features=model.extract_features(pixel_values), output_hidden_states=True)
+    assert plain.hidden_states is None and plain.attentions is None
+    torch.testing.assert_close(full.logits, plain.logits)
+    layers = model.backbone.model.config.num_hidden_layers
+    tokens = (FRAMES // 2) * (SIZE // 8) ** 2
+    # The backbone's own hidden states (embeddings first) and attention maps, from the same single backbone pass.
+    assert 3 <= len(full.hidden_states) <= layers + 1 and len(full.attentions) == len(full.hidden_states) - 1
+    assert all(h.shape == (BATCH, tokens, 16) for h in full.hidden_states)
+    assert full.attentions[0].shape == (BATCH, 2, tokens, tokens)
+    torch.testing.assert_close(full.attentions[0].sum(-1), torch.ones(BATCH, 2, tokens))
+    with torch.no_grad():
+        direct = model.backbone.model(pixel_values, output_hidden_states=True)
+    torch.testing.assert_close(full.hidden_states[1], direct.hidden_states[1])
+    # The config default is honoured; precomputed features have no backbone pass, hence no hidden states.
+    model.config.output_hidden_states = True
+    with torch.no_grad():
+        assert model(pixel_values).hidden_states is not None
+    assert cached.hidden_states is None
+
+
+def test_auto_model_loads_the_head_of_every_task(tmp_path):
+    from transformers import AutoModel
+
+    for task, model_class in READOUT_CLASSES.items():
+        config = readout_config(task)
+        assert config.architectures == [model_class.__name__]
+        assert type(AutoModel.from_config(config)) is model_class
+        model_class(config).save_pretrained(tmp_path / task)
+        loaded, info = AutoModel.from_pretrained(tmp_path / task, output_loading_info=True)
+        assert type(loaded) is model_class, task
+        assert not info["missing_keys"] and not info["unexpected_keys"], (task, info)
+
+
+def test_input_embeddings_and_base_model_prefix():
+    model = ReadoutForDepthEstimation(readout_config("depth"))
+    assert hasattr(model, model.base_model_prefix)
+    assert model.get_input_embeddings() is model.backbone.model.get_input_embeddings()
+    assert isinstance(model.get_input_embeddings(), torch.nn.Module)
+    videomae = ReadoutForDepthEstimation(readout_config("depth", "videomae"))
+    assert videomae.get_input_embeddings() is videomae.backbone.model.embeddings.patch_embeddings
+
+
+def test_a_model_of_another_family_is_refused(tmp_path):
+    FourDSModel(tiny_fourds()).save_pretrained(tmp_path / "fourds")
+    with pytest.raises(ValueError, match="expected a readout config.*'fourds'"):
+        ReadoutForPointTracking.from_pretrained(tmp_path / "fourds")
+    with pytest.raises(ValueError, match="expected a readout config.*'fourds'"):
+        load_readout(tmp_path / "fourds")

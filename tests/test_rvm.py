@@ -148,16 +148,16 @@ def test_chunked_streaming_equals_one_call():
     with torch.no_grad():
         whole = model(video)
         first = model(video[:, :2])
-        second = model(video[:, 2:], state=first.state)
+        second = model(video[:, 2:], state=first.final_state)
         state, per_frame = None, []
         for t in range(video.shape[1]):
             step = model(video[:, t], state=state)  # a single (B, C, H, W) frame
-            state = step.state
+            state = step.final_state
             per_frame.append(step.last_hidden_state)
     assert whole.last_hidden_state.shape == (2, 5, 1 + 4 * 5, 32)
     torch.testing.assert_close(torch.cat([first.last_hidden_state, second.last_hidden_state], 1), whole.last_hidden_state)
     torch.testing.assert_close(torch.cat(per_frame, 1), whole.last_hidden_state)
-    torch.testing.assert_close(whole.state, whole.last_hidden_state[:, -1])
+    torch.testing.assert_close(whole.final_state, whole.last_hidden_state[:, -1])
     patches = model.patch_features(whole.last_hidden_state, video.shape[-2:])
     assert patches.shape == (2, 5, 4, 5, 32)
     torch.testing.assert_close(patches[:, :, 1, 2], whole.last_hidden_state[:, :, 1 + 1 * 5 + 2])
@@ -196,7 +196,7 @@ def test_bad_inputs_are_refused():
     model = tiny_model()
     video = clip(frames=2)
     with torch.no_grad():
-        state = model(video).state
+        state = model(video).final_state
         with pytest.raises(ValueError, match=r"state must have shape \(2, 17, 32\).*4x4 token grid"):
             model(clip(frames=1, height=32, width=32), state=state)
         other = tiny_model(hidden_size=48, intermediate_size=96)

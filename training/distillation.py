@@ -81,9 +81,10 @@ class FourDSDistillationModel(nn.Module):
         self.teacher.eval()  # frozen: no dropout/batch statistics of the teacher ever change
         return self
 
-    def gradient_checkpointing_enable(self) -> None:
-        enable = getattr(self.student, "activation_checkpointing_enable", None)
-        (enable or self.student.gradient_checkpointing_enable)()
+    def activation_checkpointing_enable(self, **kwargs) -> None:
+        """Activation checkpointing of the student (transformers 5's name; ``gradient_checkpointing_enable`` is
+        deprecated)."""
+        self.student.activation_checkpointing_enable(**kwargs)
 
     def forward(self, pixel_values: torch.Tensor, generator: torch.Generator | None = None, **kwargs):
         r"""

@@ -89,7 +89,7 @@ class FinetuneConfig:
     eval_steps: int | None = None
     logging_steps: int = 10
     num_points: int | None = None
-    tapvid_query_mode: str = "strided"
+    tapvid_protocol: str = "tapvid-first"
     readout_num_params: int = 256
     readout_num_heads: int = 8
     seed: int = 0
@@ -211,11 +211,16 @@ def _as_tuple(value) -> tuple:
     return value if isinstance(value, (tuple, list)) else (value,)
 
 
-def task_metrics(task: str, predictions: tuple, labels: tuple, image_size, *, tapvid_query_mode="strided",
+def task_metrics(task: str, predictions: tuple, labels: tuple, image_size, *, tapvid_query_mode=None,
                  train_depth_mean: float | None = None, num_test_clips: int = 1, num_labels: int | None = None,
                  cube_size: float = 1.0) -> dict[str, float]:
     """Metrics and trivial baselines of a task from the readout outputs (without loss, in output order) and the
-    targets in ``TASK_LABEL_NAMES[task]`` order, as numpy arrays."""
+    targets in ``TASK_LABEL_NAMES[task]`` order, as numpy arrays.
+
+    Points: ``tapvid_query_mode`` None (default) scores with the mode that matches how the clips' queries were
+    sampled (:func:`~rep4d.training.tapvid.infer_query_mode`: ``first`` when every query is at its track's first
+    visible frame, else ``strided``); an explicit ``first`` on queries that are not first-visible is refused.
+    Benchmark numbers come from a named protocol instead (:func:`evaluate_points_protocol`)."""
     predictions, labels = _as_tuple(predictions), _as_tuple(labels)
     height, width = image_size
     result = {}
@@ -227,8 +232,16 @@ def task_metrics(task: str, predictions: tuple, labels: tuple, image_size, *, ta
         result["baseline_abs_rel"] = readout_metrics.abs_rel(np.full_like(depth, mean), depth, valid)
         result["rmse"] = float(np.sqrt(np.mean((predicted[valid] - depth[valid]) ** 2)))
     elif task == "points":
+        from rep4d.training.tapvid import infer_query_mode
+
         query, gt_tracks, gt_occluded = (np.asarray(value) for value in labels)
         pred_tracks, pred_occluded = np.asarray(predictions[0]), np.asarray(predictions[3]).astype(bool)
+        paired = infer_query_mode(query, gt_occluded)
+        if tapvid_query_mode is None:
+            tapvid_query_mode = paired
+        elif tapvid_query_mode == "first" and paired != "first":
+            raise ValueError("query_mode 'first' scores only frames after the query and needs queries at each "
+                             "track's first visible frame; these queries are not, so use 'strided' (or None)")
         raster = dict(image_size=(height, width))
         gt_raster = readout_metrics.rescale_tracks(gt_tracks, **raster)
         scores = readout_metrics.compute_tapvid_metrics(
@@ -272,7 +285,7 @@ def task_metrics(task: str, predictions: tuple, labels: tuple, image_size, *, ta
     return result
 
 
-def make_compute_metrics(model, image_size, tapvid_query_mode="strided", train_depth_mean=None):
+def make_compute_metrics(model, image_size, tapvid_query_mode=None, train_depth_mean=None):
     config = model.config
 
     def compute_metrics(evaluation) -> dict[str, float]:
@@ -412,6 +425,8 @@ def run_finetune(config: FinetuneConfig) -> dict:
     else:
         train_dataset, eval_dataset = split_train_eval(dataset, config.eval_fraction, config.seed)
     picture_dataset = eval_dataset
+    if config.task == "points":
+        check_points_protocol(picture_dataset.source, config.tapvid_protocol, picture_dataset.indices)
     train_depth_mean = None
     if config.task == "depth":
         train_depth_mean, train_depth_std = training_depth_statistics(train_dataset)
@@ -429,7 +444,7 @@ def run_finetune(config: FinetuneConfig) -> dict:
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
         data_collator=collate_readout_batch,
-        compute_metrics=make_compute_metrics(model, model.image_size, config.tapvid_query_mode, train_depth_mean),
+        compute_metrics=make_compute_metrics(model, model.image_size, None, train_depth_mean),
     )
     train_output = trainer.train()
     eval_metrics = trainer.evaluate()  # the best checkpoint (load_best_model_at_end)
@@ -453,6 +468,12 @@ def run_finetune(config: FinetuneConfig) -> dict:
         "config": asdict(config),
     }
     results["beats_baseline"] = beats_baseline(config.task, results["eval"])
+    if config.task == "points":
+        # The Trainer's evaluations above score the clips' own queries (best-model selection); the reported
+        # benchmark numbers come from the named TAP-Vid protocol on the evaluation videos.
+        results["tapvid"] = evaluate_points_protocol(trainer.model, picture_dataset.source, config.tapvid_protocol,
+                                                     picture_dataset.indices, progress=config.progress)
+        results["tapvid_protocol"] = results["tapvid"]["protocol"]["name"]
     if config.save_pictures:
         from rep4d.readout_pictures import save_readout_pictures
 
@@ -484,16 +505,58 @@ def _json_safe(value):
     return value
 
 
+def evaluate_points_protocol(model, source, protocol="tapvid-first", indices=None, progress: bool = True) -> dict:
+    """TAP-Vid metrics of a point-tracking readout on the videos of ``source`` (indices ``indices``) under a named
+    protocol (:mod:`rep4d.training.tapvid`: ``tapvid-first``, ``tapvid-strided``, ``4ds-clip``): the protocol's
+    frames, resolution and query sampling, scored with its paired query mode; the stay-at-query baseline under
+    ``baseline_*``. The returned dict names the protocol (``protocol``, ``query_mode``)."""
+    from rep4d.training.tapvid import evaluate_tracker, readout_tracker, tapvid_videos_from_source
+
+    return evaluate_tracker(protocol, tapvid_videos_from_source(source, indices), readout_tracker(model, protocol),
+                            progress=progress)
+
+
+def check_points_protocol(source, protocol, indices=None) -> None:
+    """Refuse (before any training) a protocol that the data cannot serve: ``4ds-clip`` needs videos of at least
+    (16 - 1) * 4 + 1 frames."""
+    from rep4d.training.readout_data import TapVidPickleSource
+    from rep4d.training.tapvid import get_tapvid_protocol
+
+    protocol = get_tapvid_protocol(protocol)
+    if protocol.num_frames is None:
+        return
+    index = list(range(len(source)) if indices is None else indices)[0]
+    if isinstance(source, TapVidPickleSource):
+        frames = len(source.videos[index]["video"])
+    else:
+        frames = int(np.asarray(source.load(index)["video"]).shape[0])
+    needed = (protocol.num_frames - 1) * protocol.frame_stride + 1
+    if frames < needed:
+        raise ValueError(
+            f"the {protocol.name} TAP-Vid protocol evaluates {protocol.num_frames}-frame clips at stride "
+            f"{protocol.frame_stride} ({needed} frames); {source.name(index)} has {frames}: use tapvid-first or "
+            "tapvid-strided (whole videos)"
+        )
+
+
 def run_evaluate(model_dir: str, data: str, output: str | None = None, batch_size: int = 8,
-                 num_points: int | None = None, tapvid_query_mode: str = "strided", save_pictures: int = 0,
+                 num_points: int | None = None, tapvid_protocol: str = "tapvid-first", save_pictures: int = 0,
                  pictures_dir: str | None = None, progress: bool = True, use_cpu: bool | None = None,
                  max_clips: int | None = None) -> dict:
-    """Run a saved readout over a dataset; returns (and writes to ``output``, if given) its metrics and baselines."""
+    """Run a saved readout over a dataset; returns (and writes to ``output``, if given) its metrics and baselines.
+
+    Point-tracking readouts are scored under the TAP-Vid protocol ``tapvid_protocol`` (whole videos through
+    :func:`evaluate_points_protocol`; ``results["tapvid_protocol"]`` names it); other tasks on the readout's clips.
+    """
     from rep4d.modeling.modeling_readout import load_readout
 
     start = time.perf_counter()
     model = load_readout(model_dir, dtype=torch.float32)
     task = model.config.task
+    if task == "points":
+        from rep4d.training.tapvid import get_tapvid_protocol
+
+        get_tapvid_protocol(tapvid_protocol)  # a clear error for an unknown name before any work
     source = open_clip_source(data, task, model.num_frames, model.image_size)
     mean, std = pixel_normalisation(model.config.backbone_config)
     data_config = ReadoutDataConfig(
@@ -506,20 +569,26 @@ def run_evaluate(model_dir: str, data: str, output: str | None = None, batch_siz
         dataset = dataset.subset(range(min(max_clips, len(dataset))))
     # The mean-depth baseline uses the training mean that run_finetune stored in the config (else the data's mean).
     train_depth_mean = model.config.depth_mean if task == "depth" and model.config.depth_mean > 0 else None
-    config = FinetuneConfig(task=task, backbone=str(model_dir), data=str(data), output_dir=str(model_dir),
-                            batch_size=batch_size, progress=progress, report_to="none", use_cpu=use_cpu)
-    args = training_arguments(config, str(Path(output or model_dir).parent / ".rep4d_evaluate"), 1,
-                              load_best_model_at_end=False, save_strategy="no", eval_strategy="no", max_steps=-1)
-    trainer = ReadoutTrainer(
-        model=model, args=args, data_collator=collate_readout_batch,
-        compute_metrics=make_compute_metrics(model, model.image_size, tapvid_query_mode, train_depth_mean),
-    )
-    if not progress:
-        from transformers.trainer_callback import PrinterCallback
+    tapvid = None
+    if task == "points":
+        check_points_protocol(source, tapvid_protocol, dataset.indices)
+        tapvid = evaluate_points_protocol(model, source, tapvid_protocol, dataset.indices, progress=progress)
+        scores = {f"eval_{key}": value for key, value in tapvid.items() if isinstance(value, float)}
+    else:
+        config = FinetuneConfig(task=task, backbone=str(model_dir), data=str(data), output_dir=str(model_dir),
+                                batch_size=batch_size, progress=progress, report_to="none", use_cpu=use_cpu)
+        args = training_arguments(config, str(Path(output or model_dir).parent / ".rep4d_evaluate"), 1,
+                                  load_best_model_at_end=False, save_strategy="no", eval_strategy="no", max_steps=-1)
+        trainer = ReadoutTrainer(
+            model=model, args=args, data_collator=collate_readout_batch,
+            compute_metrics=make_compute_metrics(model, model.image_size, None, train_depth_mean),
+        )
+        if not progress:
+            from transformers.trainer_callback import PrinterCallback
 
-        trainer.remove_callback(PrinterCallback)  # keep stdout for the JSON report
-    scores = trainer.evaluate(eval_dataset=dataset)
-    shutil.rmtree(args.output_dir, ignore_errors=True)
+            trainer.remove_callback(PrinterCallback)  # keep stdout for the JSON report
+        scores = trainer.evaluate(eval_dataset=dataset)
+        shutil.rmtree(args.output_dir, ignore_errors=True)
     main_metric, greater = TASK_MAIN_METRIC[task]
     results = {
         "task": task,
@@ -533,6 +602,9 @@ def run_evaluate(model_dir: str, data: str, output: str | None = None, batch_siz
         "train_depth_mean": train_depth_mean,
         "seconds": time.perf_counter() - start,
     }
+    if tapvid is not None:
+        results["tapvid_protocol"] = tapvid["protocol"]["name"]
+        results["tapvid"] = tapvid
     if save_pictures:
         from rep4d.readout_pictures import save_readout_pictures
 
@@ -542,7 +614,9 @@ def run_evaluate(model_dir: str, data: str, output: str | None = None, batch_siz
         results["pictures"] = [str(p) for p in save_readout_pictures(model, dataset, folder, save_pictures)]
     if output:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
-        Path(output).write_text(json.dumps(_json_safe(results), indent=2))
+        partial = Path(output).with_name(f".{Path(output).name}.partial")
+        partial.write_text(json.dumps(_json_safe(results), indent=2))
+        partial.replace(output)  # never a half-written report
     return results
 
 
@@ -559,5 +633,7 @@ __all__ = [
     "training_arguments",
     "run_finetune",
     "run_evaluate",
+    "evaluate_points_protocol",
+    "check_points_protocol",
     "beats_baseline",
 ]

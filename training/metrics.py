@@ -84,6 +84,15 @@ def compute_tapvid_metrics(
                 f"{name} must have shape {expected[name]} to match gt_occluded {gt_occluded.shape}, got {array.shape}"
             )
 
+    with np.errstate(divide="ignore", invalid="ignore"):  # 0 / 0 is NaN by definition (see Returns)
+        return _tapvid_metrics(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tracks, query_mode,
+                               get_trackwise_metrics)
+
+
+def _tapvid_metrics(query_points, gt_occluded, gt_tracks, pred_occluded, pred_tracks, query_mode,
+                    get_trackwise_metrics) -> dict[str, np.ndarray]:
+    """The computation of :func:`compute_tapvid_metrics` on validated arrays (tapnet's operations, in its order)."""
+    frames = gt_occluded.shape[2]
     summing_axis = (2,) if get_trackwise_metrics else (1, 2)
     eye = np.eye(frames, dtype=np.int32)
     if query_mode == "first":

@@ -34,6 +34,8 @@ Sources (:func:`open_clip_source` picks one from a path):
   frame (TAP-Vid's ``first`` mode); tracks never visible are dropped. The file is read with
   :class:`RestrictedUnpickler`, which only rebuilds numpy arrays/dtypes/scalars and builtin containers: a pickle
   that references any other callable is refused instead of executed (never ``pickle.load`` untrusted files).
+  These clips serve training and the Trainer's evaluations; benchmark numbers come from the named TAP-Vid protocols
+  of :mod:`rep4d.training.tapvid` (tapnet's readers and query sampling on the same files, same unpickler).
 * **Video folder / CSV for classification**: a folder of class sub-folders (``root/<class_name>/*.mp4``; class ids
   in sorted name order) or a CSV with ``file_name`` (relative to the CSV's folder) and ``label`` (int id or class
   name) columns. Videos are decoded with PyAV; the central ``num_frames`` frames are used.

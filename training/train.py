@@ -36,7 +36,6 @@ import json
 import math
 import os
 import shutil
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -187,7 +186,9 @@ class RVMPretrainingObjective(nn.Module):
         self.clip_shape = (clip_frames, *model.config.image_size)
         self._no_split_modules = model._no_split_modules
 
-    def gradient_checkpointing_enable(self) -> None:
+    def activation_checkpointing_enable(self, **kwargs) -> None:
+        """Activation checkpointing of the wrapped model (transformers 5's name; ``gradient_checkpointing_enable`` is
+        deprecated)."""
         enable_checkpointing(self.model)
 
     def forward(self, pixel_values: torch.Tensor, generator: torch.Generator | None = None, **kwargs):
@@ -331,82 +332,11 @@ def parse_overrides(items: list[str] | None) -> dict:
     return overrides
 
 
-EXAMPLES = """
-examples:
-  # 4DS SimpleMAE on synthetic clips, tiny model, one CPU process
-  rep4d train --method 4ds --data synthetic --model-preset tiny --output runs/4ds --max-steps 300 --batch-size 8
-  # on your videos (folder, CSV with a file_name column, or a datasets folder), bf16 on GPU
-  rep4d train --method 4ds --data videos/ --model-preset s --output runs/4ds-s --batch-size 256 \\
-      --learning-rate 1e-4 --warmup-steps 10000 --max-steps 200000 --mixed-precision bf16 --gradient-checkpointing
-  # continue pretraining a converted checkpoint, override config values
-  rep4d train --method 4ds --data videos.csv --init-from converted/4ds-b --output runs/4ds-b-cont --config mask_ratio=0.9
-  # distil a tiny student from a trained 4DS folder
-  rep4d train --method distill --teacher runs/4ds/final --data synthetic --model-preset tiny --output runs/dist
-  # resume the newest checkpoint of a run
-  rep4d train --method 4ds --data synthetic --output runs/4ds --max-steps 300 --resume-from latest
-  # two CPU processes (DDP over gloo); GPUs: see training/configs/README.md
-  ACCELERATE_USE_CPU=1 OMP_NUM_THREADS=1 torchrun --nproc_per_node 2 -m rep4d.training.train --method 4ds ...
-
---batch-size is the global batch: per-device batch = batch / (processes * gradient accumulation steps).
-Outputs: OUTPUT/metrics.csv, OUTPUT/logs (TensorBoard), OUTPUT/checkpoint-NNNNNNNN (save_state + meta.json),
-OUTPUT/final (save_pretrained, loadable with AutoModel).
-"""
-
-
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.epilog = EXAMPLES
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("--method", required=True, help=f"training objective: {', '.join(METHODS)}")
-    parser.add_argument("--data", required=True,
-                        help="'synthetic' (clips rendered in memory), a folder of videos, a CSV of paths, or a "
-                             "datasets folder (load_from_disk) with a path column")
-    parser.add_argument("--output", "-o", required=True, help="run folder (metrics, logs, checkpoints, final/)")
-    model = parser.add_argument_group("model")
-    model.add_argument("--model-preset", default="tiny",
-                       help="size preset: tiny, small (CPU-sized) or a model preset name such as s, b (default tiny)")
-    model.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a config value (JSON), repeatable: --config hidden_size=128 --config mask_ratio=0.9")
-    model.add_argument("--init-from", default=None, help="start from a save_pretrained folder instead of random init")
-    model.add_argument("--teacher", default=None, help="distill: teacher FourDSModel folder")
-    model.add_argument("--teacher-preset", default=None,
-                       help="distill without --teacher: randomly initialised teacher preset (tests only)")
-    model.add_argument("--distill-layers", type=float, nargs="+", default=[0.5, 1.0],
-                       help="distill: relative depths of the matched layers (default 0.5 1.0)")
-    model.add_argument("--rvm-source-frames", type=int, default=4, help="rvm: unmasked source frames (default 4)")
-    model.add_argument("--rvm-target-frames", type=int, default=4, help="rvm: masked target frames (default 4)")
-    model.add_argument("--clip-frames", type=int, default=None,
-                       help="rvm: frames per clip (default source + target; longer clips give random gaps)")
-    model.add_argument("--gradient-checkpointing", action="store_true", help="recompute activations in backward")
-    model.add_argument("--attn-implementation", default=None, choices=["eager", "sdpa", "flash_attention_2"],
-                       help="attention kernel (default: the model's default)")
-    data = parser.add_argument_group("data")
-    data.add_argument("--synthetic-clips", type=int, default=64, help="number of synthetic clips (default 64)")
-    data.add_argument("--frame-stride", type=int, default=1, help="frame stride of the clips (default 1)")
-    data.add_argument("--color-prob", type=float, default=0.8, help="probability of colour jitter (default 0.8)")
-    data.add_argument("--path-column", default=None, help="path column of a CSV or datasets table")
-    data.add_argument("--num-workers", type=int, default=0, help="DataLoader workers per process (default 0)")
-    optim = parser.add_argument_group("optimisation")
-    optim.add_argument("--batch-size", type=int, default=8, help="global batch size in clips (default 8)")
-    optim.add_argument("--gradient-accumulation-steps", type=int, default=1)
-    optim.add_argument("--max-steps", type=int, default=100, help="optimizer steps (default 100)")
-    optim.add_argument("--learning-rate", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
-    optim.add_argument("--min-lr-ratio", type=float, default=0.0, help="final lr / peak lr of the cosine (default 0)")
-    optim.add_argument("--warmup-steps", type=int, default=10, help="linear warm-up steps (default 10)")
-    optim.add_argument("--weight-decay", type=float, default=0.05, help="AdamW weight decay (default 0.05)")
-    optim.add_argument("--beta1", type=float, default=0.9)
-    optim.add_argument("--beta2", type=float, default=0.95)
-    optim.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping, <= 0 disables")
-    optim.add_argument("--mixed-precision", default="auto", choices=["auto", "no", "bf16", "fp16"],
-                       help="auto: bf16 on a GPU that supports it, otherwise fp32 (default auto)")
-    optim.add_argument("--seed", type=int, default=0)
-    run = parser.add_argument_group("logging and checkpoints")
-    run.add_argument("--log-steps", type=int, default=10, help="log every N steps (default 10)")
-    run.add_argument("--save-steps", type=int, default=0, help="checkpoint every N steps (0: only at the end)")
-    run.add_argument("--save-total-limit", type=int, default=2, help="checkpoints kept (default 2, 0 keeps all)")
-    run.add_argument("--resume-from", default=None, help="checkpoint folder, or 'latest' in --output")
-    run.add_argument("--report-to", default="tensorboard", choices=["tensorboard", "none"])
-    run.add_argument("--no-final", action="store_true", help="do not write final/ (checkpoints only)")
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    """The training flags; defined once in ``rep4d/commands/train.py`` (shared with ``rep4d train``)."""
+    from rep4d.commands.train import add_arguments
+
+    add_arguments(parser)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -790,16 +720,11 @@ def video_processor_for(config):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        result = train(args)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    if result.losses and int(os.environ.get("RANK", "0")) == 0:
-        print(f"trained {result.steps} steps: loss {result.losses[0]:.5f} -> {result.losses[-1]:.5f}, "
-              f"{result.clips_per_second:.2f} clips/s; final model: {result.final_dir}")
-    return 0
+    """``python -m rep4d.training.train``: the same flags, output and error handling as ``rep4d train``."""
+    from rep4d.cli import run_command
+    from rep4d.commands.train import COMMAND
+
+    return run_command(COMMAND, argv, prog="python -m rep4d.training.train")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,11 @@
-"""``rep4d convert``: released .npz checkpoint -> Hugging Face model folder."""
+"""``rep4d convert``: released .npz / .safetensors checkpoint -> Hugging Face model folder."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 
-from rep4d.cli import Command
+from rep4d.cli import Command, add_method_argument
 
 EXAMPLES = """
 examples:
@@ -15,6 +14,9 @@ examples:
   rep4d convert scaling4d_e.npz --output 4ds-e --max-shard-size 2GB
   rep4d convert my_4ds.npz --output out --preset b --readout-depth 0.75
   rep4d convert scaling4d_dist_b.npz --dry-run          # check the mapping, write nothing
+  rep4d convert 4ds-b-dist-e                            # a release by name: download + convert into the cache
+  rep4d convert omnivorous_dinov2-vit_b.safetensors --output omnivorous-dinov2-b   # transformers' Dinov2WithRegisters
+  rep4d convert frozen_dinov2-vit_b.safetensors --output frozen-dinov2-b
 
 Every size is read from the arrays; what the arrays cannot tell (readout depth, decoding patch size) comes from the
 preset of the recognised release, from --preset, or from the flags. Nothing partial is ever left in --output.
@@ -33,10 +35,10 @@ def parse_override(text: str):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EXAMPLES
-    parser.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT.npz",
-                        help="released checkpoint(s); several files are merged (e.g. a backbone and a readout head)")
+    parser.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT",
+                        help="released .npz or .safetensors checkpoint(s); several files are merged (e.g. a backbone and a readout head)")
     parser.add_argument("--output", "-o", help="output folder (loadable with from_pretrained)")
-    parser.add_argument("--method", choices=None, help="force the method (fourds, moog, rvm) instead of detecting it")
+    add_method_argument(parser)
     parser.add_argument("--preset", help="config preset supplying what the arrays cannot tell (e.g. b, e, b-dist-e)")
     parser.add_argument("--readout-depth", type=float, help="relative depth of the readout features (4DS; default 0.95)")
     parser.add_argument("--decoding-patch-size", type=int, nargs=3, metavar=("PT", "PH", "PW"),
@@ -47,12 +49,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     parser.add_argument("--dry-run", action="store_true", help="check the key mapping and print the config only")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--cache-dir", help="with a release NAME: the cache folder (default: $REP4D_CACHE, else "
+                        "$HF_HOME/rep4d)")
 
 
 def run(args: argparse.Namespace) -> int:
-    import rep4d  # noqa: F401  (registers the converters)
+    overrides = dict(args.overrides)
+    if args.readout_depth is not None:
+        overrides["readout_depth"] = args.readout_depth
+    if args.decoding_patch_size is not None:
+        overrides["readout_decoding_patch_size"] = list(args.decoding_patch_size)
+    if len(args.checkpoints) == 1 and is_release_name(args.checkpoints[0]):  # `rep4d convert NAME`
+        from rep4d.releases import convert_release, download
+
+        name = args.checkpoints[0]
+        if args.method or args.preset:
+            raise ValueError(f"--method / --preset apply to a checkpoint file; release {name} fixes both")
+        if not args.dry_run:
+            folder = convert_release(name, args.cache_dir, output=args.output, overwrite=args.overwrite,
+                                     max_shard_size=args.max_shard_size, progress=not args.quiet, **overrides)
+            print(f"release {name}: {folder}")
+            return 0
+        args.checkpoints = [str(path) for path in download(name, args.cache_dir, progress=not args.quiet)]
+    import rep4d  # registered here, not by needs_models: a cached `rep4d convert NAME` returns before any heavy import
+
+    rep4d.register()
     from rep4d.conversion import (
-        ConversionError,
         checkpoint_shapes,
         convert_checkpoint,
         identify_checkpoint,
@@ -60,45 +82,47 @@ def run(args: argparse.Namespace) -> int:
         plan_conversion,
     )
 
-    overrides = dict(args.overrides)
-    if args.readout_depth is not None:
-        overrides["readout_depth"] = args.readout_depth
-    if args.decoding_patch_size is not None:
-        overrides["readout_decoding_patch_size"] = list(args.decoding_patch_size)
-    try:
-        if args.dry_run:
-            arrays = open_checkpoint(args.checkpoints)
-            shapes = checkpoint_shapes(arrays)
-            arrays.close()
-            converter, variant = identify_checkpoint(shapes, args.method)
-            plan = plan_conversion(shapes, converter, variant, preset=args.preset, **overrides)
-            print(f"recognised: {converter.variant_description(variant, shapes)}")
-            print(
-                f"model: {plan.model_class.__name__}, {plan.num_parameters:,} parameters, "
-                f"{len(plan.sources)} tensors from {len(shapes)} arrays"
-            )
-            print(plan.config.to_json_string(use_diff=True))
-            return 0
-        if not args.output:
-            print("error: --output is required (or pass --dry-run)", file=sys.stderr)
-            return 2
-        result = convert_checkpoint(
-            args.checkpoints,
-            args.output,
-            method=args.method,
-            preset=args.preset,
-            max_shard_size=args.max_shard_size,
-            overwrite=args.overwrite,
-            progress=not args.quiet,
-            **overrides,
+    if args.dry_run:
+        arrays = open_checkpoint(args.checkpoints)
+        shapes = checkpoint_shapes(arrays)
+        arrays.close()
+        converter, variant = identify_checkpoint(shapes, args.method)
+        plan = plan_conversion(shapes, converter, variant, preset=args.preset, **overrides)
+        print(f"recognised: {converter.variant_description(variant, shapes)}")
+        print(
+            f"model: {plan.model_class.__name__}, {plan.num_parameters:,} parameters, "
+            f"{len(plan.sources)} tensors from {len(shapes)} arrays"
         )
-    except (ConversionError, FileExistsError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        print(plan.config.to_json_string(use_diff=True))
+        return 0
+    if not args.output:
+        raise ValueError("--output is required (or pass --dry-run)")
+    result = convert_checkpoint(
+        args.checkpoints,
+        args.output,
+        method=args.method,
+        preset=args.preset,
+        max_shard_size=args.max_shard_size,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+        **overrides,
+    )
     print(f"converted {result.description}: {result.num_parameters:,} parameters -> {result.output_dir}")
     for name in result.files:
         print(f"  {name}")
     return 0
+
+
+def is_release_name(text: str) -> bool:
+    """True for a release name of ``rep4d.releases.RELEASES``; an unknown name that is not a file is refused there."""
+    from pathlib import Path
+
+    from rep4d.releases import get_release
+
+    if Path(text).exists() or text.endswith((".npz", ".safetensors")) or "/" in text:
+        return False
+    get_release(text)  # one-line error listing the release names
+    return True
 
 
 COMMAND = Command(
@@ -107,4 +131,5 @@ COMMAND = Command(
     add_arguments=add_arguments,
     run=run,
     order=10,
+    needs_models=False,
 )

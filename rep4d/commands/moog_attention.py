@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from rep4d.cli import Command
+from rep4d.cli import (
+    Command,
+    add_fps_argument,
+    add_num_frames_argument,
+    add_old_resolution_aliases,
+    add_resolution_argument,
+    read_video_metadata,
+    require_model_family,
+)
 
 EXAMPLES = """
 examples:
   rep4d convert moog_ego4d_backbone_ckpt_164335139.npz -o moog-ego4d        # a backbone file with the decoder
   rep4d moog-attention moog-ego4d clip.mp4 -o attention.mp4
   rep4d moog-attention moog-ego4d clip.mp4 -o tokens.gif --mode tokens --tokens 3 17 250 --num-frames 8
-  rep4d moog-attention moog-ego4d clip.mp4 -o argmax.mp4 --mode argmax --size 128
+  rep4d moog-attention moog-ego4d clip.mp4 -o argmax.mp4 --mode argmax --resolution 128
 
 The model folder must hold a MooGForNextFramePrediction (a backbone converted together with its pixel decoder):
 the maps are the decoder's cross-attention from every pixel to the state tokens, averaged over heads. The output
 shows the input, the arg-max token of every pixel (one colour per token) and heat maps of the chosen tokens.
+The output keeps the input's duration: its frame rate is the source's, times --num-frames / the source's frames.
 """
 
 
@@ -27,31 +35,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", "-o", required=True, help="output .mp4, .webm or .gif")
     parser.add_argument("--mode", choices=("both", "argmax", "tokens"), default="both", help="what to draw")
     parser.add_argument("--tokens", type=int, nargs="+", help="token indices for the heat maps (default: top 3)")
-    parser.add_argument("--num-frames", type=int, default=8, help="frames sampled from the video (default 8)")
-    parser.add_argument("--size", type=int, help="square resolution (default: the model's image size)")
+    add_num_frames_argument(parser, default=8, help="frames sampled uniformly from the video (default 8)")
+    add_resolution_argument(parser, help="processing size HxW or N for a square (default: the model's image size)")
+    add_old_resolution_aliases(parser, flags=("--size",))
     parser.add_argument("--layer", type=int, default=-1, help="decoder layer whose attention is shown (default last)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initial state noise")
-    parser.add_argument("--fps", type=float, default=8.0, help="frames per second of the output")
-
+    add_fps_argument(parser, help="frame rate of the output (default: the input's, scaled to keep its duration)")
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
     from tqdm.auto import tqdm
 
-    import rep4d  # noqa: F401
     from rep4d.modeling.modeling_moog import MooGForNextFramePrediction
     from rep4d.moog_attention import decoder_attention_maps, write_attention_video
     from rep4d.processing.video_processing_moog import MooGVideoProcessor
 
-    try:
-        model = MooGForNextFramePrediction.from_pretrained(args.model).eval()
-    except (OSError, ValueError) as error:
-        print(f"error: cannot load a MooGForNextFramePrediction from {args.model}: {error}", file=sys.stderr)
-        return 1
-    height, width = (args.size, args.size) if args.size else model.config.image_size
+    config = require_model_family(args.model, "moog", "moog-attention")
+    if "MooGForNextFramePrediction" not in (config.get("architectures") or ["MooGForNextFramePrediction"]):
+        raise ValueError(f"moog-attention needs a MooGForNextFramePrediction (a MooG backbone converted with its pixel "
+                         f"decoder); {args.model} holds {', '.join(config['architectures'])}")
+    source = read_video_metadata(args.video)  # fps and frame count, decoding one frame
+    model = MooGForNextFramePrediction.from_pretrained(args.model).eval()
+    height, width = args.resolution or model.config.image_size
     processor = MooGVideoProcessor.for_size(height, width, args.num_frames)
     pixel_values = processor(args.video, return_tensors="pt")["pixel_values"]
+    fps = args.fps
+    if fps is None:  # the sampled frames span the whole input: keep its duration
+        fps = source.fps * pixel_values.shape[1] / source.total_num_frames if source.fps else 8.0
     generator = torch.Generator().manual_seed(args.seed)
     # One frame at a time, carrying the state: memory stays flat for long clips.
     maps, state = [], model.moog.initial_state(pixel_values.shape[0], generator=generator)
@@ -62,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         maps.append(frame_maps[0])
 
     frames = pixel_values[0].permute(0, 2, 3, 1).numpy()
-    path = write_attention_video(args.output, frames, np.concatenate(maps), tokens=args.tokens, mode=args.mode, fps=args.fps)
+    path = write_attention_video(args.output, frames, np.concatenate(maps), tokens=args.tokens, mode=args.mode, fps=fps)
     print(f"wrote {path}")
     return 0
 

@@ -30,17 +30,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rep4d.parity import format_report, run_parity
 
-    all_ok = True
+    all_ok, bad_input = True, False
     for case_dir in args.cases:
         try:
             report = run_parity(case_dir)
         except (FileNotFoundError, ValueError) as error:
-            print(f"error: {case_dir}: {error}", file=sys.stderr)
-            all_ok = False
+            # One bad case must not hide the others: report it in the same format and go on (exit status 2 at the end).
+            if args.json:
+                print(json.dumps({"case": case_dir, "error": " ".join(str(error).split()), "type": type(error).__name__}))
+            else:
+                print(f"error: {case_dir}: {' '.join(str(error).split())}", file=sys.stderr)
+            bad_input = True
             continue
         all_ok &= report.ok
         print(json.dumps(report.to_json()) if args.json else format_report(report))
-    return 0 if all_ok else 1
+    return 2 if bad_input else 0 if all_ok else 1
 
 
 COMMAND = Command(

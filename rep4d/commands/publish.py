@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from rep4d.cli import Command
+from rep4d.cli import Command, add_method_argument
 
 EXAMPLES = """
 examples:
@@ -32,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--manifest", action="append", default=[],
                         help="a checkpoint manifest JSON (shapes only) instead of the .npz; needs --dry-run")
     parser.add_argument("--release", help="released checkpoint name for the card (default: from the repo id)")
-    parser.add_argument("--method", help="force the method (fourds, moog, rvm)")
+    add_method_argument(parser)
     parser.add_argument("--preset", help="config preset for what the arrays cannot tell")
     parser.add_argument("--max-shard-size", default="5GB", help="largest safetensors shard (default 5GB)")
     parser.add_argument("--dry-run", action="store_true", help="plan from shapes only: no weights, no upload")
@@ -43,33 +42,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import rep4d  # noqa: F401  (registers the converters)
-    from rep4d.conversion import ConversionError, read_manifest
+    from rep4d.conversion import read_manifest
     from rep4d.publishing import RELEASES, publish
 
     if bool(args.checkpoints) == bool(args.manifest):
-        print("error: pass checkpoint .npz file(s) or --manifest (with --dry-run), not both", file=sys.stderr)
-        return 2
+        raise ValueError("pass checkpoint .npz file(s) or --manifest (with --dry-run), not both")
     if args.manifest and not args.dry_run:
-        print("error: --manifest gives shapes only; add --dry-run", file=sys.stderr)
-        return 2
+        raise ValueError("--manifest gives shapes only; add --dry-run")
     if args.release and args.release not in RELEASES:
-        print(f"error: unknown release {args.release!r}; known: {', '.join(RELEASES)}", file=sys.stderr)
-        return 2
+        raise ValueError(f"unknown release {args.release!r}; known: {', '.join(RELEASES)}")
     shapes = None
     if args.manifest:
         shapes = {}
         for path in args.manifest:
             shapes.update(read_manifest(path))
-    try:
-        result = publish(
-            args.checkpoints or None, args.repo_id, args.output, shapes=shapes, release=args.release,
-            dry_run=args.dry_run, push=args.push, overwrite=args.overwrite, private=args.private,
-            max_shard_size=args.max_shard_size, progress=not args.quiet, method=args.method, preset=args.preset,
-        )
-    except (ConversionError, FileExistsError, FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    result = publish(
+        args.checkpoints or None, args.repo_id, args.output, shapes=shapes, release=args.release,
+        dry_run=args.dry_run, push=args.push, overwrite=args.overwrite, private=args.private,
+        max_shard_size=args.max_shard_size, progress=not args.quiet, method=args.method, preset=args.preset,
+    )
     what = "planned (dry run, no weights)" if result.dry_run else "published"
     release = result.release.title if result.release else "custom checkpoint"
     print(f"{what} {release}: {result.model_class}, {result.num_parameters:,} parameters -> {result.output_dir}")

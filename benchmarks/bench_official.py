@@ -1,0 +1,364 @@
+"""Side by side: the official representations4d JAX/Flax models vs rep4d (and transformers' VideoMAE), same shapes.
+
+    # rep4d (and VideoMAE) only: ratios are "n/a"
+    python benchmarks/bench_official.py --rep4d-only
+    # against the official code: a python where `representations4d`, jax and flax import, and/or its source folder
+    python benchmarks/bench_official.py --official-python /opt/r4d/bin/python --official-src ~/representations4d \
+        --workloads 4ds-b-fp32 4ds-b-bf16 --rounds 3 --json official.json
+    # seconds-long smoke run (CI): every workload at tiny sizes
+    python benchmarks/bench_official.py --rep4d-only --tiny --rounds 1 --repeats 1
+
+This script installs nothing. Each side runs in its own process (``--side rep4d|videomae`` of this script, or a small
+JAX snippet run by ``--official-python``), one warm-up call then ``--repeats`` timed calls, median. The sides are
+alternated A B A B over ``--rounds`` rounds and the median over rounds is reported, so background load hits every side
+alike. Ratio = official time / rep4d time (> 1: rep4d is faster); VideoMAE (4DS workloads only) = VideoMAE time /
+rep4d time. The CPU name and ``torch.ops.mkldnn._is_mkldnn_bf16_supported()`` are printed: bf16 is only worth running
+on a CPU that has it natively (AMX / avx512_bf16); elsewhere rep4d's policy is fp32.
+
+Workloads (random weights; timing does not depend on their values):
+
+* ``4ds-b-fp32``, ``4ds-b-bf16``: 4DS-B forward, 16x224x224, batch 1 (bf16: CPU autocast for rep4d, bf16 params and
+  input for JAX).
+* ``moog-clip-{128,256}``: MooG (released config) on an 8-frame clip; ``moog-stream-{128,256}``: one frame with the
+  carried state (per frame); ``moog-decode-{128,256}``: the full-resolution pixel decode of one frame (every pixel a
+  query; rep4d decodes 4096 queries at a time).
+* ``rvm-s-stream``, ``rvm-b-stream``: RVM-S / RVM-B, one 256x256 frame with the carried state (per frame).
+* ``train-4ds``, ``train-rvm``, ``train-moog``: one AdamW step of the objective (``--train-preset``, default
+  ``small`` from ``rep4d.training.train``), batch 2.
+
+The official side covers the 4DS workloads (built as in the official ``scaling4d_depth_demo`` colab from the
+``representations4d`` package). The MooG and RVM models of the official repository live in its colab notebooks, not
+in the package: their rows run the rep4d side and print "n/a" for the official side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+FOURDS = ("4ds-b-fp32", "4ds-b-bf16")
+WORKLOADS = (*FOURDS, "moog-clip-128", "moog-clip-256", "moog-stream-128", "moog-stream-256", "moog-decode-128",
+             "moog-decode-256", "rvm-s-stream", "rvm-b-stream", "train-4ds", "train-rvm", "train-moog")
+DEFAULT_WORKLOADS = ("4ds-b-fp32", "4ds-b-bf16", "moog-clip-128", "moog-stream-128", "moog-decode-128",
+                     "rvm-s-stream", "rvm-b-stream", "train-4ds", "train-rvm", "train-moog")
+OFFICIAL_WORKLOADS = set(FOURDS)
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The torch sides (run in a child process of this script)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def fourds_shape(spec: dict) -> dict:
+    if spec["tiny"]:
+        return {"preset": "tiny", "frames": 8, "size": 32}
+    return {"preset": "b", "frames": 16, "size": 224}
+
+
+def build_torch_call(workload: str, side: str, spec: dict):
+    """A zero-argument callable running one unit of ``workload`` on ``side`` (rep4d or videomae)."""
+    import torch
+
+    import rep4d  # noqa: F401
+
+    torch.manual_seed(0)
+    bf16 = workload.endswith("bf16")
+    if workload in FOURDS:
+        from rep4d.training.train import fourds_config
+
+        shape = fourds_shape(spec)
+        config = fourds_config(shape["preset"], {"num_frames": shape["frames"],
+                                                 "image_size": [shape["size"], shape["size"]]})
+        pixels = torch.rand(1, shape["frames"], 3, shape["size"], shape["size"])
+        if side == "videomae":
+            from transformers import VideoMAEConfig, VideoMAEModel
+
+            model = VideoMAEModel(VideoMAEConfig(
+                image_size=shape["size"], patch_size=config.tubelet_size[1], num_frames=shape["frames"],
+                tubelet_size=config.tubelet_size[0], hidden_size=config.hidden_size,
+                num_hidden_layers=config.num_hidden_layers, num_attention_heads=config.num_attention_heads,
+                intermediate_size=config.intermediate_size, use_mean_pooling=False, attn_implementation="sdpa",
+            )).eval()
+        else:
+            from rep4d.modeling.modeling_fourds import FourDSModel
+
+            model = FourDSModel(config).eval()
+
+        def call():
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                model(pixels)
+        return call
+    if side != "rep4d":
+        raise ValueError(f"side {side!r} has no {workload} workload")
+    if workload.startswith("moog"):
+        from rep4d.configuration.configuration_moog import MooGConfig
+        from rep4d.modeling.modeling_moog import MooGForNextFramePrediction
+
+        if spec["tiny"]:
+            from rep4d.training.train import MOOG_TRAIN_PRESETS
+
+            config, size = MooGConfig(**MOOG_TRAIN_PRESETS["tiny"]), 32
+        else:
+            config, size = MooGConfig.from_preset("released"), int(workload.rsplit("-", 1)[1])
+        model = MooGForNextFramePrediction(config).eval()
+        generator = torch.Generator().manual_seed(0)
+        kind = workload.split("-")[1]
+        frames = 8 if kind == "clip" else 1
+        video = torch.rand(1, frames, 3, size, size, generator=generator)
+        with torch.inference_mode():
+            state = model.moog(video[:, :1], generator=generator).final_state
+            predicted = model.moog(video[:, :1], state=state).predicted_states
+        if kind == "clip":
+            def call():
+                with torch.inference_mode():
+                    model.moog(video, generator=torch.Generator().manual_seed(0))
+        elif kind == "stream":
+            def call():
+                with torch.inference_mode():
+                    model.moog(video, state=state)
+        else:
+            def call():
+                with torch.inference_mode():
+                    model.decode(predicted, size, size, 1, chunk_size=4096)
+        return call
+    if workload.startswith("rvm"):
+        from rep4d.configuration.configuration_rvm import RVMConfig
+        from rep4d.modeling.modeling_rvm import RVMModel
+
+        if spec["tiny"]:
+            from rep4d.training.train import RVM_TRAIN_PRESETS
+
+            config, size = RVMConfig(**RVM_TRAIN_PRESETS["tiny"]), 32
+        else:
+            config, size = RVMConfig.from_preset(workload.split("-")[1]), 256
+        model = RVMModel(config).eval()
+        frame = torch.rand(1, 3, size, size)
+        with torch.inference_mode():
+            state = model(frame).final_state
+
+        def call():
+            with torch.inference_mode():
+                model(frame, state=state)
+        return call
+    if workload.startswith("train-"):
+        from rep4d.training.train import METHODS, clip_geometry, parse_args, parse_overrides
+
+        method = workload.split("-", 1)[1]
+        preset = "tiny" if spec["tiny"] else spec["train_preset"]
+        args = parse_args(["--method", method, "--data", "synthetic", "--output", os.devnull, "--model-preset",
+                           preset])
+        args.config_overrides = parse_overrides(args.config)
+        module = METHODS[method].build(args).train()
+        frames, height, width = clip_geometry(module)
+        pixels = torch.rand(2, frames, 3, height, width)
+        optimizer = torch.optim.AdamW(module.parameters(), lr=1e-4)
+
+        def call():
+            loss = module(pixel_values=pixels, generator=torch.Generator().manual_seed(0)).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        return call
+    raise ValueError(f"unknown workload {workload!r}; choose from {', '.join(WORKLOADS)}")
+
+
+def time_calls(call, repeats: int) -> list[float]:
+    call()  # warm-up (oneDNN primitives, XLA compilation on the other side)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def run_torch_side(spec: dict) -> dict:
+    import torch
+
+    if spec.get("threads"):
+        torch.set_num_threads(spec["threads"])
+    times = time_calls(build_torch_call(spec["workload"], spec["side"], spec), spec["repeats"])
+    return {"times": times, "threads": torch.get_num_threads()}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The official side: a JAX snippet run with --official-python (spec as JSON in argv[1], result JSON on stdout)
+# ----------------------------------------------------------------------------------------------------------------
+
+OFFICIAL_SNIPPET = r"""
+import json, sys, time
+spec = json.loads(sys.argv[1])
+if spec.get("official_src"):
+    sys.path.insert(0, spec["official_src"])
+import jax, jax.numpy as jnp
+from kauldron.modules import pos_embeddings
+from kauldron.modules import vit as kd_vit
+from representations4d.models import model as model_lib
+
+shape = spec["shape"]
+bf16 = spec["workload"].endswith("bf16")
+dtype = jnp.bfloat16 if bf16 else jnp.float32
+patch = (2, 16, 16) if shape["preset"] == "b" else (2, 8, 8)
+size = {"b": "B"}.get(shape["preset"], "Ti")
+model = model_lib.Model(
+    encoder=model_lib.Tokenizer(
+        patch_embedding=model_lib.PatchEmbedding(patch_size=patch, num_features=kd_vit.VIT_SIZES[size][0]),
+        posenc=pos_embeddings.LearnedEmbedding(dtype=dtype),
+        posenc_axes=(-4, -3, -2),
+    ),
+    processor=model_lib.GeneralizedTransformer.from_variant_str(variant_str=size, dtype=dtype),
+)
+video = jnp.zeros((1, shape["frames"], shape["size"], shape["size"], 3), jnp.float32)
+params = model.init(jax.random.key(0), video)
+video = jax.random.uniform(jax.random.key(1), video.shape, jnp.float32)
+if bf16:
+    params = jax.tree_util.tree_map(lambda x: x.astype(jnp.bfloat16), params)
+    video = video.astype(jnp.bfloat16)
+forward = jax.jit(lambda p, v: model.apply(p, v))
+def call():
+    jax.block_until_ready(forward(params, video))
+call()
+times = []
+for _ in range(spec["repeats"]):
+    start = time.perf_counter()
+    call()
+    times.append(time.perf_counter() - start)
+print(json.dumps({"times": times, "jax": jax.__version__, "backend": jax.default_backend()}))
+"""
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Driver
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def run_side(side: str, workload: str, args) -> dict:
+    spec = {"side": side, "workload": workload, "repeats": args.repeats, "tiny": args.tiny,
+            "train_preset": args.train_preset, "threads": args.threads}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    if side == "official":
+        spec.update(shape=fourds_shape(spec), official_src=args.official_src)
+        python = args.official_python or sys.executable
+        command = [python, "-c", OFFICIAL_SNIPPET, json.dumps(spec)]
+        if args.threads:
+            env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=true").strip()
+    else:
+        command = [sys.executable, os.path.abspath(__file__), "--side-spec", json.dumps(spec)]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=args.timeout)
+    if result.returncode != 0:
+        raise RuntimeError(f"{side} side of {workload} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def sides_for(workload: str, args) -> list[str]:
+    sides = ["rep4d"]
+    if workload in FOURDS and not args.no_videomae:
+        sides.append("videomae")
+    if not args.rep4d_only and workload in OFFICIAL_WORKLOADS:
+        sides.insert(0, "official")
+    return sides
+
+
+def format_seconds(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--official-python", help="python with representations4d, jax and flax importable")
+    parser.add_argument("--official-src", help="a checkout of google-deepmind/representations4d (put on sys.path)")
+    parser.add_argument("--rep4d-only", action="store_true", help="time rep4d (and VideoMAE) only; ratios are n/a")
+    parser.add_argument("--workloads", nargs="+", default=list(DEFAULT_WORKLOADS), choices=WORKLOADS)
+    parser.add_argument("--rounds", type=int, default=3, help="A B A B rounds (default 3)")
+    parser.add_argument("--repeats", type=int, default=2, help="timed calls per process after a warm-up (default 2)")
+    parser.add_argument("--tiny", action="store_true", help="tiny models and clips (smoke test, seconds)")
+    parser.add_argument("--train-preset", default="small", help="training preset of the train-* workloads")
+    parser.add_argument("--no-videomae", action="store_true", help="leave out the VideoMAE column")
+    parser.add_argument("--threads", type=int, help="torch threads of the torch sides (default: torch's choice)")
+    parser.add_argument("--timeout", type=int, default=1800, help="seconds per side process (default 1800)")
+    parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--side-spec", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.side_spec:
+        print(json.dumps(run_torch_side(json.loads(args.side_spec))))
+        return {}
+    if not args.rep4d_only and not (args.official_python or args.official_src):
+        raise ValueError("give --official-python PATH and/or --official-src DIR (the official representations4d), "
+                         "or --rep4d-only")
+    if args.official_src and not Path(args.official_src, "representations4d").is_dir():
+        raise FileNotFoundError(f"--official-src {args.official_src} has no representations4d/ package folder")
+    if args.rounds < 1 or args.repeats < 1:
+        raise ValueError("--rounds and --repeats must be >= 1")
+
+    import torch
+
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    native_bf16 = bool(check()) if check is not None else False
+    header = {"cpu": cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__, "native_bf16": native_bf16,
+              "rounds": args.rounds, "repeats": args.repeats, "tiny": args.tiny}
+    print(f"CPU: {header['cpu']} ({header['cores']} cores); torch {torch.__version__}; "
+          f"torch.ops.mkldnn._is_mkldnn_bf16_supported(): {native_bf16}", flush=True)
+    rows = {}
+    for workload in args.workloads:
+        sides = sides_for(workload, args)
+        per_round = {side: [] for side in sides}
+        extra = {}
+        for _ in range(args.rounds):
+            for side in sides:  # A B A B: every round runs each side once, in a fresh process
+                result = run_side(side, workload, args)
+                per_round[side].append(statistics.median(result["times"]))
+                extra.update({k: v for k, v in result.items() if k != "times"})
+        medians = {side: statistics.median(values) for side, values in per_round.items()}
+        official, ours = medians.get("official"), medians["rep4d"]
+        row = {"seconds": medians, "per_round": per_round,
+               "ratio_official": official / ours if official else None,
+               "ratio_videomae": medians["videomae"] / ours if "videomae" in medians else None}
+        rows[workload] = row
+        ratio = f"{row['ratio_official']:.2f}x" if row["ratio_official"] else "n/a"
+        peer = f", VideoMAE {format_seconds(medians['videomae'])} ({row['ratio_videomae']:.2f}x)" \
+            if row["ratio_videomae"] else ""
+        print(f"{workload:<16} official {format_seconds(official):>10}  rep4d {format_seconds(ours):>10}  "
+              f"ratio {ratio}{peer}", flush=True)
+
+    print("\n| workload | official JAX | rep4d | ratio (official / rep4d) | VideoMAE | ratio (VideoMAE / rep4d) |")
+    print("|---|---|---|---|---|---|")
+    for workload, row in rows.items():
+        s = row["seconds"]
+        print(f"| {workload} | {format_seconds(s.get('official'))} | {format_seconds(s['rep4d'])} | "
+              + (f"{row['ratio_official']:.2f}x" if row["ratio_official"] else "n/a") + " | "
+              + format_seconds(s.get("videomae")) + " | "
+              + (f"{row['ratio_videomae']:.2f}x" if row["ratio_videomae"] else "n/a") + " |")
+    print(f"\nCPU: {header['cpu']}; native bf16: {native_bf16}; medians of {args.rounds} alternated rounds")
+    report = {**header, "workloads": rows}
+    if args.json:
+        tmp = f"{args.json}.tmp"
+        Path(tmp).write_text(json.dumps(report, indent=2))
+        os.replace(tmp, args.json)
+    return report
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

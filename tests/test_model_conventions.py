@@ -1,0 +1,321 @@
+"""4DS and RVM bugs and departures from transformers' conventions found by its common tests (issue 13, items 1-2).
+
+Each test here failed before its fix: bf16 on CPUs without native bf16, RVMForMaskedReconstruction with
+output_hidden_states, blocks the depth model owned but never ran, hidden_states / attentions on every output, the
+float pre-training mask, ``final_state``, and one-line input errors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import transformers.utils.logging as hf_logging
+from safetensors.torch import save_file
+from transformers.testing_utils import CaptureLogger
+
+from rep4d.configuration import FourDSConfig, RVMConfig
+from rep4d.modeling import (
+    FourDSForDepthEstimation,
+    FourDSForPreTraining,
+    FourDSModel,
+    RVMForMaskedReconstruction,
+    RVMModel,
+)
+from rep4d.modeling import layers as rep4d_layers
+
+
+def fourds_config(**overrides) -> FourDSConfig:
+    # 3 blocks, readout_depth 0.95: features [tokens, tokens, out_0, out_1, out_2], index int(4 * 0.95) - 1 = 2,
+    # i.e. the output of block 1 of 3, so the depth model leaves out blocks 1 and 2 (indices from 0: it keeps 0).
+    values = dict(
+        hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64, tubelet_size=[2, 8, 8],
+        image_size=[16, 16], num_frames=4, readout_num_params=16, readout_num_heads=2,
+        readout_decoding_patch_size=[2, 8, 8], decoder_num_layers=1, decoder_patch_size=[2, 8, 8], mask_ratio=0.5,
+    )
+    values.update(overrides)
+    return FourDSConfig(**values)
+
+
+def rvm_config(**overrides) -> RVMConfig:
+    values = dict(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48, patch_size=8,
+        image_size=[16, 16], base_token_shape=[2, 2], rnn_num_layers=1, rnn_num_attention_heads=4,
+        rnn_intermediate_size=48, decoder_hidden_size=16, decoder_num_layers=1, decoder_num_attention_heads=2,
+        decoder_intermediate_size=32, num_delta_classes=8, mask_ratio=0.5,
+    )
+    values.update(overrides)
+    return RVMConfig(**values)
+
+
+def video(batch=2, frames=4, size=16, seed=0):
+    return torch.rand(batch, frames, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Bug 1: bf16 inference on CPUs without native bf16
+
+
+@pytest.fixture
+def cpu_without_native_bf16(monkeypatch):
+    """Simulate an AVX2-only CPU: oneDNN reports no native bf16 and its fused linear fails on bf16, as it does there."""
+    fused = torch.ops.mkldnn._linear_pointwise
+
+    def linear_pointwise(x, *args, **kwargs):
+        if x.dtype == torch.bfloat16:
+            raise RuntimeError("could not create a primitive descriptor for a matmul primitive")
+        return fused(x, *args, **kwargs)
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", linear_pointwise)
+    hf_logging.warning_once.cache_clear()
+    yield
+    hf_logging.warning_once.cache_clear()
+
+
+@pytest.mark.parametrize("model_class", [FourDSModel, FourDSForPreTraining, FourDSForDepthEstimation, RVMModel])
+def test_bf16_inference_on_a_cpu_without_native_bf16(cpu_without_native_bf16, model_class):
+    config = rvm_config() if model_class is RVMModel else fourds_config()
+    torch.manual_seed(0)
+    model = model_class(config).eval()
+    inputs = video()
+    kwargs = {"mask": torch.arange(8).repeat(2, 1) < 4} if model_class is FourDSForPreTraining else {}
+    field = {FourDSForPreTraining: "logits", FourDSForDepthEstimation: "predicted_depth"}.get(
+        model_class, "last_hidden_state"
+    )
+    with torch.no_grad():
+        reference = model(inputs, **kwargs)[field]
+        model = model.to(torch.bfloat16)
+        logger = hf_logging.get_logger(rep4d_layers.__name__)
+        with CaptureLogger(logger) as captured:
+            output = model(inputs.to(torch.bfloat16), **kwargs)[field]
+            model(inputs.to(torch.bfloat16), **kwargs)
+    assert output.dtype == torch.bfloat16 and torch.isfinite(output.float()).all()
+    torch.testing.assert_close(output.float(), reference.float(), atol=0.1, rtol=0.1)
+    # The user is told once that bf16 runs unfused (and slowly) on this CPU.
+    assert captured.out.count("without native bf16") == 1
+
+
+def test_fused_gelu_path_kept_where_bf16_is_native(monkeypatch):
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    assert rep4d_layers.fused_cpu_gelu_linear_supports(torch.float32)
+    assert rep4d_layers.fused_cpu_gelu_linear_supports(torch.bfloat16) == rep4d_layers._FUSED_CPU_LINEAR
+    assert not rep4d_layers.fused_cpu_gelu_linear_supports(torch.float16)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    assert not rep4d_layers.fused_cpu_gelu_linear_supports(torch.bfloat16)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Bug 2 and departure 1 for RVM: output_hidden_states / output_attentions, final_state
+
+
+def rvm_reconstruction_inputs(batch=2):
+    generator = torch.Generator().manual_seed(1)
+    return dict(
+        pixel_values=video(batch, 3),
+        target_pixel_values=video(batch, 2, seed=2),
+        target_deltas=torch.tensor([[1, 2]] * batch),
+        ids_shuffle=torch.rand(batch, 2, 4, generator=generator).argsort(-1),
+    )
+
+
+def test_rvm_masked_reconstruction_returns_hidden_states_and_attentions():
+    model = RVMForMaskedReconstruction(rvm_config(_attn_implementation="eager")).eval()
+    inputs = rvm_reconstruction_inputs()
+    with torch.no_grad():
+        plain = model(**inputs)
+        out = model(**inputs, output_hidden_states=True, output_attentions=True)
+    assert plain.hidden_states is None and plain.attentions is None
+    # Embeddings + one per ViT block, per source frame: (B, S, 1+N, D); attentions (B, S, heads, 1+N, 1+N).
+    assert len(out.hidden_states) == 3 and out.hidden_states[0].shape == (2, 3, 5, 32)
+    assert len(out.attentions) == 2 and out.attentions[0].shape == (2, 3, 4, 5, 5)
+    torch.testing.assert_close(out.attentions[0].sum(-1), torch.ones(2, 3, 4, 5))
+    torch.testing.assert_close(out.reconstruction, plain.reconstruction)
+    assert out.final_state.shape == (2, 5, 32)
+    # As a config default too.
+    model.config.output_hidden_states = True
+    with torch.no_grad():
+        assert len(model(**inputs).hidden_states) == 3
+
+
+def test_rvm_output_is_final_state_and_state_input_continues_the_stream():
+    model = RVMModel(rvm_config()).eval()
+    clip = video(1, 4)
+    with torch.no_grad():
+        whole = model(clip)
+        first = model(clip[:, :2])
+        second = model(clip[:, 2:], state=first.final_state)
+    assert "state" not in whole and whole.final_state.shape == (1, 5, 32)
+    torch.testing.assert_close(second.final_state, whole.final_state)
+    torch.testing.assert_close(whole.final_state, whole.last_hidden_state[:, -1])
+
+
+def test_rvm_hidden_states_are_the_per_frame_vit_and_config_default():
+    model = RVMModel(rvm_config(_attn_implementation="eager")).eval()
+    clip = video(2, 3)
+    with torch.no_grad():
+        out = model(clip, output_hidden_states=True, output_attentions=True, output_gates=True)
+        frame = model.embeddings(clip[:, 1])
+    assert len(out.hidden_states) == 3 and len(out.attentions) == 2
+    torch.testing.assert_close(out.hidden_states[0][:, 1], frame)
+    # The core's input is the last block's output after the ViT's final norm.
+    torch.testing.assert_close(out.encoder_hidden_states, model.encoder.final_norm(out.hidden_states[-1]))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Bug 3: the depth model holds (and trains) only the blocks it runs
+
+
+def test_depth_model_holds_only_the_blocks_up_to_its_readout_layer():
+    config = fourds_config()
+    model = FourDSForDepthEstimation(config)
+    assert len(model.fourds.encoder.layers) == FourDSModel(config).readout_hidden_state_index == 1
+    assert config.num_hidden_layers == 3  # the config still describes the full backbone
+
+
+def test_every_depth_model_parameter_gets_a_gradient():
+    config = fourds_config()
+    model = FourDSForDepthEstimation(config).train()
+    inputs = video()
+    labels = inputs.mean(2) + 0.5
+    model(inputs, labels=labels).loss.backward()
+    no_grad = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert no_grad == []
+
+
+def test_depth_model_matches_the_full_backbone_and_loads_full_checkpoints_quietly(tmp_path):
+    config = fourds_config()
+    torch.manual_seed(0)
+    full_backbone = FourDSModel(config).eval()
+    depth = FourDSForDepthEstimation(config).eval()
+    # A depth checkpoint in the released layout holds every block (the converter and older saves did).
+    state = {f"fourds.{name}": tensor for name, tensor in full_backbone.state_dict().items()}
+    state.update({name: tensor for name, tensor in depth.state_dict().items() if not name.startswith("fourds.")})
+    config.save_pretrained(tmp_path)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "model.safetensors"))
+    loaded, info = FourDSForDepthEstimation.from_pretrained(tmp_path, output_loading_info=True)
+    assert info["unexpected_keys"] == set() or not info["unexpected_keys"]
+    assert not info["missing_keys"] and not info["mismatched_keys"]
+    inputs = video()
+    with torch.no_grad():
+        predicted = loaded.eval()(inputs).predicted_depth
+        features = full_backbone(inputs).readout_features
+        expected = loaded.readout(features)
+    from rep4d.modeling.layers import patches_to_video
+
+    expected = patches_to_video(expected, loaded.output_shape, config.readout_decoding_patch_size)[..., 0]
+    torch.testing.assert_close(predicted, expected)
+
+
+def test_depth_model_output_tuples_are_complete():
+    config = fourds_config(_attn_implementation="eager")
+    model = FourDSForDepthEstimation(config).eval()
+    inputs = video()
+    with torch.no_grad():
+        out = model(inputs, labels=inputs.mean(2) + 0.5, output_hidden_states=True, output_attentions=True)
+        as_tuple = model(
+            inputs, labels=inputs.mean(2) + 0.5, output_hidden_states=True, output_attentions=True, return_dict=False
+        )
+    assert len(out.hidden_states) == 2 and len(out.attentions) == 1  # embeddings + the one block the model holds
+    assert len(as_tuple) == 5  # loss, predicted_depth, readout_features, hidden_states, attentions
+    torch.testing.assert_close(as_tuple[3][-1], out.hidden_states[-1])
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Departures 1 and 5 for FourDSForPreTraining
+
+
+def test_pretraining_returns_hidden_states_attentions_and_a_float_mask():
+    model = FourDSForPreTraining(fourds_config(_attn_implementation="eager")).eval()
+    inputs = video()
+    with torch.no_grad():
+        out = model(inputs, generator=torch.Generator().manual_seed(0), output_hidden_states=True,
+                    output_attentions=True)
+        again = model(inputs, mask=out.mask)  # the output mask can be passed back
+    assert out.mask.dtype == torch.float32 and set(out.mask.unique().tolist()) == {0.0, 1.0}
+    assert out.mask.sum(1).tolist() == [4.0, 4.0]  # 8 tubelets, mask_ratio 0.5
+    # 4 visible tubelets through blocks 0-1, then + 8 decoding tokens (one per 2x8x8 output patch) through block 2.
+    assert [h.shape[1] for h in out.hidden_states] == [4, 4, 4, 12]
+    assert [a.shape[-1] for a in out.attentions] == [4, 4, 12]
+    torch.testing.assert_close(again.loss, out.loss)
+    with pytest.raises(ValueError, match="0 \\(visible\\) and 1 \\(hidden\\)"):
+        model(inputs, mask=out.mask * 0.5)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# One-line ValueErrors from the models' input checks
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (torch.zeros(1, 4, 3, 16, 16, dtype=torch.uint16), "floating tensor"),
+        (np.zeros((4, 16, 16), dtype=np.float32), "must be a torch.Tensor .* ndarray of shape \\(4, 16, 16\\)"),
+        (torch.zeros(4, 16, 16), "must have shape"),
+        (torch.zeros(0, 4, 3, 16, 16), "empty"),
+    ],
+)
+@pytest.mark.parametrize("model_class", [FourDSModel, FourDSForPreTraining, RVMModel])
+def test_bad_inputs_give_one_line_value_errors(model_class, bad, match):
+    model = model_class(rvm_config() if model_class is RVMModel else fourds_config()).eval()
+    with pytest.raises(ValueError, match=match) as error:
+        model(bad)
+    assert "\n" not in str(error.value)
+
+
+def test_empty_rvm_clip_is_a_value_error():
+    model = RVMModel(rvm_config()).eval()
+    with pytest.raises(ValueError, match="empty") as error:
+        model(torch.zeros(1, 0, 3, 16, 16))
+    assert "\n" not in str(error.value)
+
+
+DDP_SCRIPT = r"""
+import torch, torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from rep4d.configuration import FourDSConfig
+from rep4d.modeling import FourDSForDepthEstimation
+
+dist.init_process_group("gloo")
+rank = dist.get_rank()
+torch.manual_seed(0)
+config = FourDSConfig(hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64,
+                      tubelet_size=[2, 8, 8], image_size=[16, 16], num_frames=4, readout_num_params=16,
+                      readout_num_heads=2, readout_decoding_patch_size=[2, 8, 8])
+model = DistributedDataParallel(FourDSForDepthEstimation(config).train())  # plain DDP: find_unused_parameters=False
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+for step in range(2):
+    video = torch.rand(2, 4, 3, 16, 16, generator=torch.Generator().manual_seed(10 * step + rank))
+    loss = model(video, labels=video.mean(2) + 0.5).loss
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+flat = torch.cat([p.detach().flatten() for p in model.parameters()])
+gathered = [torch.empty_like(flat) for _ in range(2)]
+dist.all_gather(gathered, flat)
+assert torch.equal(gathered[0], gathered[1]), "replicas diverged"
+if rank == 0:
+    print("DDP-OK")
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.slow
+def test_depth_model_trains_under_plain_ddp(tmp_path):
+    # Blocks that get no gradient make plain DDP fail on the second step ("Expected to have finished reduction in the
+    # prior iteration"); two gloo processes, two steps.
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    script = tmp_path / "ddp_depth.py"
+    script.write_text(DDP_SCRIPT)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+               str(script)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0 and "DDP-OK" in result.stdout, result.stdout[-2000:] + result.stderr[-3000:]
