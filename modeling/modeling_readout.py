@@ -30,7 +30,7 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput, can_return_tuple
 
 from ..configuration.configuration_readout import ReadoutConfig
-from .backbone_adapters import backbone_adapter_class
+from .backbone_adapters import BACKBONE_ADAPTERS, backbone_adapter_class
 from .layers import AttentionReadout, init_reference_weights, patches_to_video
 from .modeling_fourds import depth_loss, depth_valid_mask
 from .outputs import BoxTrackingOutput, DepthEstimationOutput, PointTrackingOutput
@@ -333,6 +333,13 @@ class ReadoutPreTrainedModel(PreTrainedModel):
     @classmethod
     def from_backbone(cls, backbone: PreTrainedModel, backbone_name_or_path: str | None = None, **config_kwargs):
         """A new readout around a pretrained ``backbone`` (its config and weights are copied into the readout)."""
+        model_type = getattr(getattr(backbone, "config", None), "model_type", None)
+        if not isinstance(backbone, PreTrainedModel) or model_type not in BACKBONE_ADAPTERS:
+            family = model_type or type(backbone).__name__
+            raise ValueError(
+                f"expected a video backbone of a family with a backbone adapter "
+                f"({', '.join(sorted(BACKBONE_ADAPTERS))}), got a {family!r} model ({type(backbone).__name__})"
+            )
         config = ReadoutConfig(
             task=cls.task,
             backbone_config=backbone.config,

@@ -347,11 +347,14 @@ def davis_jf(truth_masks: np.ndarray, predicted_masks: np.ndarray) -> float:
 
 
 def _mask_panel(frame: np.ndarray, mask: np.ndarray, colors: np.ndarray, min_side: int = 256) -> np.ndarray:
+    """The frame in dimmed grey (so that coloured objects are not mistaken for masks) with each label in its colour."""
     image = upscale(np.asarray(frame, dtype=np.float32) / 255.0, min_side)
+    grey = image @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    image = np.repeat((0.25 + 0.6 * grey)[..., None], 3, axis=-1)
     mask = upscale(mask, min_side)
     for label in np.unique(mask):
         if label:
-            image = overlay_mask(image, mask == label, color=colors[(int(label) - 1) % len(colors)], alpha=0.6)
+            image = overlay_mask(image, mask == label, color=colors[(int(label) - 1) % len(colors)], alpha=0.7)
     return image
 
 
@@ -407,8 +410,8 @@ def label_propagation(model, clip: DemoClip, first_mask: np.ndarray, output, nam
     legend = [("patch", colors[(label - 1) % len(colors)], names.get(label, f"label {label}")) for label in labels]
     step_title = STEP_TITLES.get(result.step, result.step)
     title = _title(step_title[0].upper() + step_title[1:], clip, result)
-    notes = [f"model: {description}", f"features at {resolution[0]}x{resolution[1]}; {result.note}; "
-             "J&F: DAVIS region similarity and boundary accuracy, 1 = perfect"]
+    notes = [f"model: {description}", f"frames in grey, masks in colour; features at {resolution[0]}x{resolution[1]}; "
+             f"{result.note}; J&F: DAVIS region similarity and boundary accuracy (1 = perfect), frames 1..T-2"]
     given = _mask_panel(clip.frames[0], first_mask, colors)
 
     def picture(t):

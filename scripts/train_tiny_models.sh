@@ -34,8 +34,10 @@ publish() {  # copy the final folder (without training_args.json: it names local
 
 # 4ds-points: end to end (backbone learning rate x1) from a random 4-layer 4DS, one query per track and 2-frame chunk,
 # 2000 clips: the recipe of benchmarks/bench_readouts.py that beats "tracks stay at the query" (frozen features never
-# do, docs/READOUT_EVIDENCE.md). Readout: learned feature position embedding, 6 Fourier bands, query-point features,
-# certainty target within 3/8 of an 8 px token (24 px of the 256 raster) at 32x32.
+# do, docs/READOUT_EVIDENCE.md). Readout: learned feature position embedding, 6 Fourier bands, query-point features.
+# The certainty loss is off (weight 0: the logit keeps its +2 bias, so "occluded" is the visibility logit alone): with
+# it, this run predicted every point occluded (its certainty target, within 3 px at 32x32, is met by too few points),
+# which scores average Jaccard 0.
 for method in "${METHODS[@]}"; do
     case "$method" in
     4ds)
@@ -54,9 +56,9 @@ for method in "${METHODS[@]}"; do
     4ds-points)
         .venv/bin/rep4d finetune --task points --backbone random:4ds-mini --output "$RUNS/4ds-points" \
             --data synthetic:2000,num_points=32,seed=0 --num-frames 8 --resolution 32 --end-to-end \
-            --backbone-lr-scale 1.0 --readout-width 64 --readout-heads 4 --learning-rate 3e-3 --max-steps 2000 \
+            --backbone-lr-scale 1.0 --readout-width 64 --readout-heads 4 --learning-rate 3e-3 --max-steps 1500 \
             --warmup-steps 40 --batch-size 16 --logging-steps 100 --eval-steps 500 \
-            --readout-overrides '{"backbone_feature_layer": 1, "feature_position_embedding": true, "num_fourier_bands": 6, "point_certainty_threshold": 24.0, "point_query_features": true, "point_offset_scale": 0.1, "point_frames_per_query": 2}' \
+            --readout-overrides '{"backbone_feature_layer": 1, "feature_position_embedding": true, "num_fourier_bands": 6, "point_certainty_threshold": 24.0, "point_certainty_loss_weight": 0.0, "point_query_features": true, "point_offset_scale": 0.1, "point_frames_per_query": 2}' \
             --seed 0 --report-to none --quiet > "$RUNS/4ds-points.log"
         publish 4ds-points 4ds-points readout ;;
     moog)

@@ -90,6 +90,21 @@ def test_benchmark_readouts_transformers_backbone_folder(data_root, tmp_path):
     assert (tmp_path / "out" / "runs" / "videomae-tiny__frozen" / "waymo-open" / "result.json").is_file()
 
 
+def test_benchmark_readouts_finetune_mode(data_root, tmp_path):
+    from rep4d.configuration.configuration_readout import ReadoutConfig
+
+    settings = ReadoutBenchmarkSettings(
+        backbone="random:4ds-tiny", tasks=["scannet"], data_root=str(data_root), output_dir=str(tmp_path / "out"),
+        mode="finetune", max_steps=3, batch_size=2, num_frames=4, image_size=[32, 32], readout_num_params=32,
+        readout_num_heads=2, use_cpu=True, progress=False)
+    row = run_readout_benchmark(settings).results["scannet"]
+    assert row["mode"] == "finetune" and row["settings"]["augment"] is None and np.isfinite(row["value"])
+    config = ReadoutConfig.from_pretrained(tmp_path / "out" / "runs" / "random-4ds-tiny__finetune" / "scannet" /
+                                           "readout")
+    assert not config.freeze_backbone and config.backbone_learning_rate_scale == 0.003
+    assert row["preset"]["finetune"]["warmup_steps"] == 3000
+
+
 def test_tables_and_radar_scores_on_given_rows():
     rows = [
         {"backbone": "b", "mode": "frozen", "task": "scannet", "metric": "abs_rel", "value": 0.1, "baseline": 0.4,
@@ -119,3 +134,31 @@ def test_benchmark_readouts_rejects_bad_input(tmp_path):
                                         output_dir=str(tmp_path / "out"), progress=False)
     with pytest.raises(FileNotFoundError, match="scannet data folder"):
         run_readout_benchmark(settings)
+
+
+@pytest.mark.slow
+def test_benchmark_readouts_two_processes(data_root, tmp_path):
+    # `accelerate launch` / torchrun on 2 CPU processes: DDP training, one writer for the result files.
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    output = tmp_path / "ddp"
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+               "-m", "rep4d", "benchmark", "readouts", "--backbone", "random:4ds-tiny", "--tasks", "ssv2",
+               "--data-root", str(data_root), "--output", str(output), "--max-steps", "4", "--json", *TINY]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240,
+                            cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    reports = [json.loads(line) for line in result.stdout.splitlines() if line.startswith('{"output"')]
+    assert len(reports) == 2 and all(report["computed"] == ["ssv2"] for report in reports)
+    assert sum(bool(report["tables"]) for report in reports) == 1  # only rank 0 writes
+    row = json.loads((output / "runs" / "random-4ds-tiny__frozen" / "ssv2" / "result.json").read_text())
+    assert row["baseline"] == 0.5 and 0.0 <= row["value"] <= 1.0 and row["max_steps"] == 4
+    assert not [p for p in output.rglob("*") if "partial" in p.name or p.name.endswith(".tmp")]

@@ -13,6 +13,7 @@ import pytest
 from rep4d.configuration.readout_presets import get_readout_preset
 from rep4d.training.readout_data import ReadoutDataConfig, ReadoutDataset, TapVidPickleSource, validate_clip
 from rep4d.training.readout_datasets import (
+    AugmentedSource,
     Kinetics700Source,
     MoviESource,
     PerceptionTestPointsSource,
@@ -331,3 +332,25 @@ def test_task_sources_feed_the_readout_dataset(tmp_path):
         assert example["pixel_values"].shape == (4, 3, 16, 16)
     with pytest.raises(FileNotFoundError, match="waymo_open"):
         open_task_source("waymo-open", tmp_path, "train")
+
+
+def test_training_augmentation_moves_targets_with_pixels(tmp_path):
+    ssv2 = AugmentedSource(SSv2Source(make_ssv2(tmp_path / "ssv2"), num_frames=4), "classification", seed=0)
+    first, second = ssv2.load(0), ssv2.load(0)
+    assert first["video"].shape == (4, 30, 30, 3)  # 224/239 of the 32-pixel shorter side
+    assert int(first["label"]) == 0 and not np.array_equal(first["video"], second["video"])  # a new draw per load
+    validate_clip(first, "classification")
+    depth = AugmentedSource(ScanNetSource(make_scannet(tmp_path / "scannet"), num_frames=4), "depth", seed=1)
+    for _ in range(3):
+        clip = depth.load(0)
+        assert clip["depth"].shape == clip["video"].shape[:3] and clip["video"].shape[1] >= 19
+        validate_clip(clip, "depth")
+    movi = make_movi_e(tmp_path / "movi")
+    plain, points = MoviESource(movi, "train", "points"), AugmentedSource(MoviESource(movi, "train", "points"), "points")
+    for _ in range(4):
+        clip = points.load(0)
+        validate_clip(clip, "points")  # visible points inside the crop, queries at the first visible frame
+        assert clip["video"].shape[1] * clip["video"].shape[2] <= 32 * 32
+        assert len(clip["tracks"]) <= len(plain.load(0)["tracks"])
+    waymo = AugmentedSource(WaymoOpenSource(make_waymo(tmp_path / "waymo"), num_frames=4), "boxes")
+    np.testing.assert_array_equal(waymo.load(0)["boxes"], waymo.source.load(0)["boxes"])  # boxes: no augmentation

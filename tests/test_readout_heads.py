@@ -468,3 +468,7 @@ def test_a_model_of_another_family_is_refused(tmp_path):
         ReadoutForPointTracking.from_pretrained(tmp_path / "fourds")
     with pytest.raises(ValueError, match="expected a readout config.*'fourds'"):
         load_readout(tmp_path / "fourds")
+    # A readout is no backbone: from_backbone names the families it accepts.
+    readout = ReadoutForDepthEstimation(readout_config("depth"))
+    with pytest.raises(ValueError, match=r"expected a video backbone .*fourds.*got a 'rep4d_readout' model"):
+        ReadoutForPointTracking.from_backbone(readout)

@@ -10,6 +10,8 @@ For every task preset (:mod:`rep4d.configuration.readout_presets`) :func:`run_re
    end to end (backbone learning rate x0.003);
 3. trains it with the transformers ``Trainer`` on the preset's schedule (AdamW, warm-up, cosine to 1e-7; ``max_steps``
    shortens it, the warm-up in proportion; ``sweep`` runs every learning rate of the preset and keeps the best);
+   Fine-tuning applies the preset's training augmentation (:class:`~rep4d.training.readout_datasets.
+   AugmentedSource`); frozen runs do not (``augment``), since their features are cached once per clip;
 4. evaluates it with the preset's test procedure (K700: 7 clips of the looped video averaged; points: the named
    TAP-Vid protocol, ``4ds-clip`` for Perception Test) next to the task's trivial baseline.
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
 import time
@@ -116,6 +119,7 @@ class ReadoutBenchmarkSettings:
     readout_num_heads: int | None = None
     max_videos: int | None = None
     tapvid_protocol: str | None = None
+    augment: bool | None = None
     num_workers: int = 0
     seed: int = 0
     use_cpu: bool | None = None
@@ -134,7 +138,7 @@ class ReadoutBenchmarkSettings:
     def resume_key(self, task: str) -> dict:
         """The settings a finished task's result must share to be reused."""
         keys = ("backbone", "mode", "max_steps", "batch_size", "learning_rate", "sweep", "num_frames", "image_size",
-                "readout_num_params", "readout_num_heads", "max_videos", "tapvid_protocol", "seed")
+                "readout_num_params", "readout_num_heads", "max_videos", "tapvid_protocol", "augment", "seed")
         return {"task": task, **{key: getattr(self, key) for key in keys}}
 
 
@@ -258,7 +262,7 @@ def run_task(preset: ReadoutPreset, settings: ReadoutBenchmarkSettings, task_dir
         ReadoutDataset,
         collate_readout_batch,
     )
-    from rep4d.training.readout_datasets import open_task_source
+    from rep4d.training.readout_datasets import AugmentedSource, open_task_source
 
     start = time.perf_counter()
     if not settings.progress:
@@ -268,6 +272,9 @@ def run_task(preset: ReadoutPreset, settings: ReadoutBenchmarkSettings, task_dir
     preset = effective_preset(preset, settings)
     schedule = preset.schedule(settings.mode)
     train_source = open_task_source(preset, settings.data_root, "train", settings.max_videos)
+    augment = settings.mode == "finetune" if settings.augment is None else settings.augment
+    if augment:
+        train_source = AugmentedSource(train_source, preset.task, settings.seed)
     eval_source = open_task_source(preset, settings.data_root, "eval", settings.max_videos)
     learning_rates = list(schedule.learning_rates) if settings.sweep and settings.learning_rate is None else [
         settings.learning_rate if settings.learning_rate is not None else schedule.learning_rate]
@@ -307,7 +314,7 @@ def run_task(preset: ReadoutPreset, settings: ReadoutBenchmarkSettings, task_dir
             batch_size=batch_size, per_device_eval_batch_size=eval_batch, eval_strategy="no", save_strategy="no",
             logging_steps=max(1, min(50, (settings.max_steps or schedule.max_steps) // 10)),
             disable_tqdm=not settings.progress, seed=settings.seed, use_cpu=device == "cpu",
-            dataloader_num_workers=settings.num_workers,
+            dataloader_num_workers=settings.num_workers, ddp_find_unused_parameters=False,
             label_names=list(_label_names(preset.task)),
         )
         trainer = ReadoutTrainer(model=model, args=args, train_dataset=train_data, data_collator=collate_readout_batch,
@@ -418,9 +425,13 @@ def run_readout_benchmark(settings: ReadoutBenchmarkSettings) -> ReadoutBenchmar
 
 
 def _is_main_process() -> bool:
+    """Rank 0 of a distributed launch (``accelerate launch`` / ``torchrun`` set ``RANK`` before the process group
+    exists), or a single process."""
     import torch.distributed as dist
 
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 # ----------------------------------------------------------------------------------------------------------------

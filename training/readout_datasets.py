@@ -502,6 +502,96 @@ class MoviESource(_ConvertedNpzSource):
         return result
 
 
+class AugmentedSource(ClipSource):
+    """The training augmentation of a preset on another source's clips (uint8 in, uint8 out; targets moved with the
+    pixels). Each load draws new parameters (seeded by ``seed``, the clip and how often it was loaded), so every
+    epoch sees another draw:
+
+    * classification: a random square crop of 224/239 of the shorter side (the paper's "shorter side 239, random
+      224 crop"), colour jitter with probability 0.8 (brightness +-0.125, contrast and saturation x[0.6, 1.4], hue
+      +-0.2) and grayscale with probability 0.1;
+    * depth: a random crop of 80-100% of each side and a horizontal flip with probability 0.5 (depth moved alike);
+    * points: a random crop of area [0.3, 1] and aspect [0.5, 2] (MOVi-E); points leaving it become occluded and the
+      queries move to each track's first visible frame (tracks never visible dropped);
+    * boxes and pose: none (the readers cut the protocol's crops and windows).
+    """
+
+    def __init__(self, source: ClipSource, task: str, seed: int = 0):
+        self.source, self.task, self.seed = source, task, int(seed)
+        self.label_names = source.label_names
+        self._draws: dict[int, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def name(self, index: int) -> str:
+        return self.source.name(index)
+
+    def load(self, index: int) -> dict[str, np.ndarray]:
+        clip = dict(self.source.load(index))
+        draw = self._draws.get(index, 0)
+        self._draws[index] = draw + 1
+        rng = np.random.default_rng((self.seed, int(index), draw))
+        if self.task == "classification":
+            return self._classification(clip, rng)
+        if self.task == "depth":
+            return self._depth(clip, rng)
+        if self.task == "points":
+            return self._points(clip, rng)
+        return clip
+
+    @staticmethod
+    def _classification(clip: dict, rng: np.random.Generator) -> dict:
+        import torch
+
+        from rep4d.training.video_data import ClipConfig, color_jitter
+
+        video = clip["video"]
+        height, width = video.shape[1:3]
+        side = max(1, int(round(min(height, width) * 224 / 239)))
+        top, left = rng.integers(0, height - side + 1), rng.integers(0, width - side + 1)
+        frames = torch.from_numpy(np.ascontiguousarray(video[:, top : top + side, left : left + side]))
+        frames = frames.permute(0, 3, 1, 2).float() / 255.0
+        if rng.uniform() < 0.8:
+            frames = color_jitter(frames, rng, ClipConfig(brightness=0.125, contrast=(0.6, 1.4),
+                                                          saturation=(0.6, 1.4), hue=0.2))
+        if rng.uniform() < 0.1:
+            grey = 0.299 * frames[:, 0] + 0.587 * frames[:, 1] + 0.114 * frames[:, 2]
+            frames = grey[:, None].expand(-1, 3, -1, -1)
+        clip["video"] = (frames.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
+        return clip
+
+    @staticmethod
+    def _depth(clip: dict, rng: np.random.Generator) -> dict:
+        video, depth = clip["video"], clip["depth"]
+        height, width = video.shape[1:3]
+        crop_h, crop_w = (max(1, int(round(size * rng.uniform(0.8, 1.0)))) for size in (height, width))
+        top, left = rng.integers(0, height - crop_h + 1), rng.integers(0, width - crop_w + 1)
+        window = (slice(None), slice(top, top + crop_h), slice(left, left + crop_w))
+        video, depth = video[window], depth[window]
+        if rng.uniform() < 0.5:
+            video, depth = video[:, :, ::-1], depth[:, :, ::-1]
+        clip["video"], clip["depth"] = np.ascontiguousarray(video), np.ascontiguousarray(depth)
+        return clip
+
+    @staticmethod
+    def _points(clip: dict, rng: np.random.Generator) -> dict:
+        from rep4d.training.video_data import random_resized_crop_box
+
+        video = clip["video"]
+        height, width = video.shape[1:3]
+        top, left, crop_h, crop_w = random_resized_crop_box(rng, height, width, (0.3, 1.0), (0.5, 2.0))
+        tracks = np.asarray(clip["tracks"], np.float32) - np.array([left, top], np.float32)
+        occluded = np.asarray(clip["occluded"], bool) | (tracks[..., 0] < 0) | (tracks[..., 1] < 0) | (
+            tracks[..., 0] > crop_w) | (tracks[..., 1] > crop_h)
+        query, tracks, occluded = _first_visible_queries(tracks, occluded)
+        if not len(tracks):  # every track left the crop: keep this clip whole
+            return clip
+        clip["video"] = np.ascontiguousarray(video[:, top : top + crop_h, left : left + crop_w])
+        clip["query_points"], clip["tracks"], clip["occluded"] = query, tracks, occluded
+        return clip
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # The benchmark's data root: one sub-folder per dataset
 # ----------------------------------------------------------------------------------------------------------------
@@ -567,6 +657,7 @@ __all__ = [
     "PerceptionTestPointsSource",
     "WaymoOpenSource",
     "MoviESource",
+    "AugmentedSource",
     "DATASET_FOLDERS",
     "open_task_source",
     "read_realestate10k_cameras",

@@ -116,6 +116,8 @@ def add_readout_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--readout-heads", type=positive_int, metavar="N", help="readout heads (default: the paper's)")
     parser.add_argument("--max-videos", type=positive_int, metavar="N", help="use only N videos per split")
     parser.add_argument("--tapvid-protocol", help="point-tracking evaluation protocol (default: the preset's, 4ds-clip)")
+    parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                        help="the preset's training augmentation (default: on when fine-tuning, off when frozen)")
     parser.add_argument("--num-workers", type=int, default=0, metavar="N", help="data loader workers (default 0)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     add_device_argument(parser)
@@ -140,7 +142,7 @@ def run_readouts(args: argparse.Namespace) -> int:
         max_steps=args.max_steps, batch_size=args.batch_size, learning_rate=args.learning_rate, sweep=args.sweep,
         num_frames=args.num_frames, image_size=list(args.resolution) if args.resolution else None,
         readout_num_params=args.readout_width, readout_num_heads=args.readout_heads, max_videos=args.max_videos,
-        tapvid_protocol=args.tapvid_protocol, num_workers=args.num_workers, seed=args.seed,
+        tapvid_protocol=args.tapvid_protocol, augment=args.augment, num_workers=args.num_workers, seed=args.seed,
         use_cpu=None if args.device is None else args.device == "cpu", progress=not (args.quiet or args.json),
     )
     result = run_readout_benchmark(settings)
