@@ -5,7 +5,8 @@
     # against the official code: a python where `representations4d`, jax and flax import, and/or its source folder
     python benchmarks/bench_official.py --official-python /opt/r4d/bin/python --official-src ~/representations4d \
         --workloads 4ds-b-fp32 4ds-b-bf16 --rounds 3 --json official.json
-    # seconds-long smoke run (CI): every workload at tiny sizes
+    # seconds-long smoke run (CI): every workload at tiny sizes (not comparable across sides: the official side's
+    # smallest ViT is kauldron's "Ti", wider than rep4d's tiny training preset)
     python benchmarks/bench_official.py --rep4d-only --tiny --rounds 1 --repeats 1
 
 This script installs nothing. Each side runs in its own process (``--side rep4d|videomae`` of this script, or a small
@@ -226,12 +227,12 @@ model = model_lib.Model(
     processor=model_lib.GeneralizedTransformer.from_variant_str(variant_str=size, dtype=dtype),
 )
 video = jnp.zeros((1, shape["frames"], shape["size"], shape["size"], 3), jnp.float32)
-params = model.init(jax.random.key(0), video)
+params = model.init(jax.random.key(0), video, is_training_property=True)  # as the official colab
 video = jax.random.uniform(jax.random.key(1), video.shape, jnp.float32)
 if bf16:
     params = jax.tree_util.tree_map(lambda x: x.astype(jnp.bfloat16), params)
     video = video.astype(jnp.bfloat16)
-forward = jax.jit(lambda p, v: model.apply(p, v))
+forward = jax.jit(lambda p, v: model.apply(p, v, is_training_property=False))
 def call():
     jax.block_until_ready(forward(params, video))
 call()

@@ -117,6 +117,18 @@ class FourDSConfig(PreTrainedConfig):
         return t * h * w
 
     @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs):
+        """Refuse the config of another model family with a message naming the family expected (instead of an
+        unrelated error from building a 4DS model out of another family's fields)."""
+        model_type = config_dict.get("model_type")
+        if model_type is not None and model_type != cls.model_type:
+            raise ValueError(
+                f"expected a 4DS config (model_type {cls.model_type!r}), got a {model_type!r} config; load that "
+                "model with its own class or AutoModel"
+            )
+        return super().from_dict(config_dict, **kwargs)
+
+    @classmethod
     def from_preset(cls, name: str, **overrides) -> FourDSConfig:
         """A configuration by preset name: ``s, b, l, h, g, e, j``, ``b-dist-e``, ``b-dist-e-depth``, ``j-pretrain``.
 

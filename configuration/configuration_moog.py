@@ -197,6 +197,18 @@ class MooGConfig(PreTrainedConfig):
         return self.token_size + 4 * self.dec_fourier_bases
 
     @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs):
+        """Refuse the config of another model family with a message naming the family expected (instead of an
+        unrelated error from building a MooG model out of another family's fields)."""
+        model_type = config_dict.get("model_type")
+        if model_type is not None and model_type != cls.model_type:
+            raise ValueError(
+                f"expected a MooG config (model_type {cls.model_type!r}), got a {model_type!r} config; load that "
+                "model with its own class or AutoModel"
+            )
+        return super().from_dict(config_dict, **kwargs)
+
+    @classmethod
     def from_preset(cls, name: str, **overrides) -> MooGConfig:
         """``released`` (default, the Ego4D checkpoints) or ``movi`` (the training configuration)."""
         return cls(**{**preset_values(MOOG_PRESETS, name, "MooG", prefixes=("moog-",)), **overrides})

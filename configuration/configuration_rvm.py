@@ -121,6 +121,18 @@ class RVMConfig(PreTrainedConfig):
         return self.image_size[0] // self.patch_size, self.image_size[1] // self.patch_size
 
     @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs):
+        """Refuse the config of another model family with a message naming the family expected (instead of an
+        unrelated error from building a RVM model out of another family's fields)."""
+        model_type = config_dict.get("model_type")
+        if model_type is not None and model_type != cls.model_type:
+            raise ValueError(
+                f"expected a RVM config (model_type {cls.model_type!r}), got a {model_type!r} config; load that "
+                "model with its own class or AutoModel"
+            )
+        return super().from_dict(config_dict, **kwargs)
+
+    @classmethod
     def from_preset(cls, name: str, **overrides) -> RVMConfig:
         """A configuration by preset name: ``s``, ``b``, ``l``, ``h`` (or ``small16_256`` ... ``huge16_256``).
 

@@ -314,7 +314,7 @@ READOUT_PRESETS: dict[str, ReadoutPreset] = {
         readout_num_params=1024, readout_num_heads=16, num_frames=8, image_size=(128, 128),
         readout_options={"decoding_patch_size": [2, 8, 8], "depth_loss_type": "log_l2"},
         queries="one learned query per 2x8x8 patch", outputs="depth per pixel",
-        loss="L2 on log(1 + depth)", test_procedure={"metric": "AbsRel"},
+        loss="L2 on log depth (MooG trains on depth normalised with log(1 + depth))", test_procedure={"metric": "AbsRel"},
     ),
     "movi-e-boxes": ReadoutPreset(
         name="movi-e-boxes", task="boxes", dataset="kubric-movi-e", column="MOVi-E boxes",

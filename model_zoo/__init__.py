@@ -47,7 +47,7 @@ ZOO_MODELS: dict[str, ZooModel] = {
                  "RVM asymmetric masked reconstruction (recurrent sources, 95%-masked targets) on 32x32 synthetic "
                  "clips"),
         ZooModel("4ds-points", "point_tracking", "ReadoutForPointTracking", "4ds-points",
-                 "attention point-tracking readout on a 4DS backbone, trained on synthetic tracks"),
+                 "attention point-tracking readout trained end to end with a small 4DS backbone on synthetic tracks"),
     ]
 }
 

@@ -45,6 +45,10 @@ the residual stream before any final norm, as for 4DS. ``feature_layer`` picks a
 count with ``jax.image.resize``'s cubic kernel (:func:`resample_frames`, as 4DS), and ``adapter(pixel_values)``
 resamples again to the readout's ``num_frames``.
 
+**Frame size.** A backbone with a learned position table (4DS, SigLIP, VideoPrism) gets it resampled whenever the
+token grid differs from the trained one: the adapter asks for it (``interpolate_pos_encoding``), so no caller has
+to change the model's config.
+
 **Inputs.** ``adapter(pixel_values)`` takes what the backbone's own processor produces (normalised for transformers'
 models); :func:`dense_feature_extractor` takes [0, 1] frames and applies the adapter's ``pixel_mean`` /
 ``pixel_std`` (read from the folder's processor config by :meth:`~BackboneAdapter.from_pretrained`, else the family's
@@ -62,6 +66,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
@@ -107,6 +112,29 @@ def _pair(value) -> tuple[int, int]:
     return (int(value), int(value)) if isinstance(value, (int, float)) else (int(value[0]), int(value[1]))
 
 
+def accept_full_state_dicts(model: nn.Module) -> nn.Module:
+    """Let ``model.load_state_dict`` take the state dict of the full model when ``model`` was built reduced (4DS up to
+    its readout layer): the keys matching its ``_keys_to_ignore_on_load_unexpected`` (the blocks it leaves out) are
+    dropped first, as ``from_pretrained`` ignores them. ``load_state_dict(full_backbone.state_dict())`` then loads
+    every weight the model holds (strictly) and nothing else."""
+    patterns = getattr(model, "_keys_to_ignore_on_load_unexpected", None)
+    if patterns:
+        model.register_load_state_dict_pre_hook(_DropIgnoredKeys(sorted(patterns)))
+    return model
+
+
+class _DropIgnoredKeys:
+    """``load_state_dict`` pre-hook of :func:`accept_full_state_dicts` (a class, so the model still pickles)."""
+
+    def __init__(self, patterns: list[str]):
+        self.pattern = "|".join(f"(?:{pattern})" for pattern in patterns)
+
+    def __call__(self, module, state_dict, prefix, *args) -> None:
+        ignored = re.compile(self.pattern)
+        for key in [k for k in state_dict if k.startswith(prefix) and ignored.search(k[len(prefix) :])]:
+            del state_dict[key]
+
+
 class _TransformersClass:
     """A transformers model class looked up on first use (importing a model module costs ~1 s at ``import rep4d``)."""
 
@@ -148,7 +176,17 @@ class BackboneAdapter(nn.Module):
     ):
         super().__init__()
         backbone_config = self.backbone_config_of(backbone_config)
-        self.model = model if model is not None else self.model_class(backbone_config)
+        if model is None:
+            model = self.model_class(backbone_config, **self.model_init_kwargs(backbone_config, feature_layer))
+            accept_full_state_dicts(model)
+        self.model = model
+        # The weights of a full checkpoint that a reduced backbone (4DS built up to its readout layer) leaves out are
+        # expected-unused: the model's ignore patterns must reach the readout that holds this adapter (transformers
+        # gathers them from a PreTrainedModel's direct children only).
+        for name in ("_keys_to_ignore_on_load_unexpected", "_keys_to_ignore_on_load_missing"):
+            patterns = getattr(model, name, None)
+            if patterns:
+                setattr(self, name, set(patterns))
         self.num_frames = num_frames or self.default_num_frames(backbone_config)
         self.feature_layer = feature_layer
         self.readout_depth = DEFAULT_READOUT_DEPTH if readout_depth is None else float(readout_depth)
@@ -161,6 +199,12 @@ class BackboneAdapter(nn.Module):
     def backbone_config_of(cls, config):
         """The config of the module that gets built (the vision part of a composite text-vision config)."""
         return config
+
+    @classmethod
+    def model_init_kwargs(cls, config, feature_layer: int | None = None) -> dict:
+        """Extra keyword arguments of ``model_class(config, ...)`` / ``model_class.from_pretrained`` for an adapter
+        reading ``feature_layer`` (none by default; 4DS builds only the blocks the features need)."""
+        return {}
 
     @classmethod
     def feature_dim(cls, config) -> int:
@@ -240,7 +284,8 @@ class BackboneAdapter(nn.Module):
         sub_config = adapter_class.backbone_config_of(config)
         model_class = adapter_class.model_class
         if sub_config is config:
-            model = model_class.from_pretrained(name_or_path, **kwargs)
+            init_kwargs = adapter_class.model_init_kwargs(config, feature_layer)
+            model = accept_full_state_dicts(model_class.from_pretrained(name_or_path, **init_kwargs, **kwargs))
         else:  # a text-vision repo: load it whole and keep its vision tower (the key prefixes differ per family)
             from transformers import AutoModel
 
@@ -286,7 +331,35 @@ class Rep4dBackboneAdapter(BackboneAdapter):
 
 
 class FourDSBackboneAdapter(Rep4dBackboneAdapter):
+    """4DS: the features at ``config.readout_depth`` (or the ``hidden_states[feature_layer]``).
+
+    * Blocks: the backbone is built with ``FourDSModel(config, readout_only=True)`` (only the blocks up to the readout
+      layer) unless an explicit ``feature_layer`` reads a higher block (or counts from the end, a negative index):
+      every parameter then takes part in the forward pass (plain DDP, gradient checkpointing), and the higher blocks
+      of a full checkpoint are expected-unused when loading.
+    * Frame size: 4DS's position table is learned on one (t, h, w) token grid; features of any other grid need it
+      resampled (cubic, ``interpolate_pos_encoding``), so the adapter always asks for it. On the trained grid the
+      table is used as is, so this changes nothing there. Callers never set ``config.interpolate_pos_encoding``.
+    """
+
     model_class = FourDSModel
+
+    @classmethod
+    def readout_only(cls, config, feature_layer: int | None = None) -> bool:
+        """Whether the blocks up to the readout layer are all that ``feature_layer`` (None: the readout depth)
+        needs."""
+        if feature_layer is None:
+            return True
+        return 0 <= int(feature_layer) <= hidden_state_index(config.num_hidden_layers, config.readout_depth)
+
+    @classmethod
+    def model_init_kwargs(cls, config, feature_layer: int | None = None) -> dict:
+        return {"readout_only": True} if cls.readout_only(config, feature_layer) else {}
+
+    def get_video_features(self, pixel_values: torch.Tensor, **kwargs) -> VideoFeaturesOutput:
+        # Resample the position table whenever the token grid differs from the trained one (see the class docstring).
+        kwargs.setdefault("interpolate_pos_encoding", True)
+        return super().get_video_features(pixel_values, **kwargs)
 
     @classmethod
     def tokens_per_frame(cls, config, image_size) -> int:
@@ -682,6 +755,8 @@ def dense_feature_extractor(model_or_adapter, chunk_size: int | None = None) -> 
       the final frame and the padded frames' features are dropped. Features do not see across clip boundaries;
     * image backbones and MooG's encoder read ``chunk_size`` (default 8) frames per batch, each frame on its own.
 
+    Frames of any size: a learned position table (4DS, SigLIP, VideoPrism) is resampled to the token grid whenever
+    the grid differs from the trained one, by the adapter (callers never set ``config.interpolate_pos_encoding``).
     MooG's latent tokens are not tied to pixel positions, so MooG gives its per-frame encoder tokens
     (``get_video_features(..., grid_features=True)``). transformers' backbones get their pixel normalisation
     (:meth:`BackboneAdapter.normalize`). The returned function runs under ``torch.no_grad`` on the model's device

@@ -412,6 +412,9 @@ class MooGEncoder(nn.Module):
         return (tokens, x[..., : self.config.conv_features[-1]]) if return_conv else tokens
 
 
+DECODER_QUERY_CHUNK = 4096  # pixels decoded per pass by default (memory bound, see MooGGridDecoder)
+
+
 class MooGGridDecoder(nn.Module):
     """Coordinate-query decoder: queries ``[0^D, Fourier(coords)]`` cross-attend to state tokens (spec §2.7, §4.2)."""
 
@@ -449,7 +452,9 @@ class MooGGridDecoder(nn.Module):
         queries_posenc = queries_posenc.reshape(batch, out_h * out_w, -1)
         zeros = queries_posenc.new_zeros(batch, out_h * out_w, self.config.token_size)
         queries = torch.cat([zeros, queries_posenc], dim=-1)
-        chunk = chunk_size or queries.shape[1]
+        # Queries are independent (no self-attention among pixels): decoding them in chunks bounds memory at any
+        # resolution (about 0.45 GB at 256x256 with the released config) and changes nothing but float rounding.
+        chunk = chunk_size or min(queries.shape[1], DECODER_QUERY_CHUNK)
         outputs, attentions = [], []
         for start in range(0, queries.shape[1], chunk):
             hidden, _, weights, _ = self.transformer(
@@ -996,7 +1001,8 @@ class MooGForNextFramePrediction(MooGPreTrainedModel):
                 ``generator``), zero at inference.
             output_attentions: return the decoder attention of every pixel over the state tokens and the backbone's
                 attentions (eager attention; under SDPA a warning is logged and they are None).
-            decoder_chunk_size: decode at most this many pixels at once (bounds memory at full resolution).
+            decoder_chunk_size: decode at most this many pixels at once (default 4096: bounds memory at full
+                resolution; 65,536 queries per 256x256 frame).
             output_hidden_states: return the backbone's hidden states (:class:`MooGModelOutput`).
         """
         output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
@@ -1084,6 +1090,24 @@ def check_queries(queries, batch: int, dim: int, name: str) -> None:
         raise ValueError(f"{name} must have shape ({batch}, num_queries, {dim}) with coordinates in [0, 1], got {shape}")
 
 
+def pixel_queries_to_unit_xy(queries: torch.Tensor, video_shape, recurrent: bool, query_frame_mask=None):
+    """(B, Q, 3) (t, y, x) queries in pixels -> ((B, Q, 2) (x, y) in [0, 1], query_frame_mask) for MooG's heads."""
+    batch, frames, _, height, width = video_shape
+    if queries.shape[0] != batch:
+        raise ValueError(f"query_points must have shape ({batch}, num_queries, 3) as (t, y, x), got {tuple(queries.shape)}")
+    times = queries[..., 0].round().long()
+    if (times < 0).any() or (times >= frames).any():
+        raise ValueError(f"query frame indices t must lie in [0, {frames - 1}], got {queries[..., 0].min().item():g}.."
+                         f"{queries[..., 0].max().item():g}")
+    if not recurrent and (times != 0).any():
+        raise ValueError("MooG's released point head takes queries on the first frame of the clip only (t = 0); "
+                         "use point_readout_type='recurrent' for queries on later frames")
+    unit_xy = torch.stack([queries[..., 2] / width, queries[..., 1] / height], dim=-1).to(queries.dtype)
+    if recurrent and query_frame_mask is None:
+        query_frame_mask = torch.nn.functional.one_hot(times, frames).permute(0, 2, 1).bool()
+    return unit_xy, query_frame_mask
+
+
 class _MooGTrackingBase(MooGPreTrainedModel):
     kind = "point"
 
@@ -1147,14 +1171,21 @@ class MooGForPointTracking(_MooGTrackingBase):
 
         Args:
             pixel_values: (B, T, C, H, W) video in [0, 1]; T = 16 for the released head.
-            query_points: (B, Q, 2) query positions (x, y) in [0, 1] (fractions of the frame width and height).
+            query_points: (B, Q, 3) queries (t, y, x): clip frame index and pixels of the input frames, the layout of
+                every rep4d point model (the readouts', TAP-Vid's); or (B, Q, 2) (x, y) in [0, 1] (fractions of the
+                frame width and height, at frame 0), the released head's own layout. The released (attention) head
+                takes queries on frame 0 only; the recurrent readout inserts each query at its frame.
             query_frame_mask: recurrent readout only, (B, T, Q) bool: the frame at which each query is inserted
-                (default: frame 0 of a new video).
+                (default: frame 0 of a new video, or the queries' t).
             readout_state: recurrent readout only, (B, Q, L) latents of the previous chunk (``readout_state``).
         """
         check_video_input(pixel_values, self.config.num_channels)
-        check_queries(query_points, pixel_values.shape[0], 2, "query_points")
         recurrent = isinstance(self.readout, MooGRecurrentPointReadout)
+        if isinstance(query_points, torch.Tensor) and query_points.ndim == 3 and query_points.shape[-1] == 3:
+            query_points, query_frame_mask = pixel_queries_to_unit_xy(
+                query_points, pixel_values.shape, recurrent, query_frame_mask
+            )
+        check_queries(query_points, pixel_values.shape[0], 2, "query_points")
         if not recurrent and pixel_values.shape[1] != self.config.readout_num_frames:
             raise ValueError(
                 f"the released point head reads clips of exactly {self.config.readout_num_frames} frames, got "

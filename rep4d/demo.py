@@ -382,8 +382,6 @@ def label_propagation(model, clip: DemoClip, first_mask: np.ndarray, output, nam
 
     start = time.perf_counter()
     writer = _Writer(output, clip.fps)
-    if getattr(model.config, "model_type", None) == "fourds" and hasattr(model.config, "interpolate_pos_encoding"):
-        model.config.interpolate_pos_encoding = True  # the processing size differs from the trained one
     resolution = resolution or propagation_resolution(model, clip.size)
     with torch.inference_mode():
         propagation = propagate_mask(model, clip.frames, first_mask, resolution=resolution)
@@ -595,19 +593,6 @@ def load_demo_model(step: str, zoo, build_random=None):
     return model, random_description(model, zoo_model.name), False
 
 
-def _backbone_of(model):
-    """The feature backbone of a demo model (the one label propagation reads)."""
-    from rep4d.modeling import FourDSForPreTraining, RVMForMaskedReconstruction, RVMModel
-
-    if isinstance(model, RVMForMaskedReconstruction):
-        backbone = RVMModel(model.config).eval()
-        backbone.load_state_dict(model.rvm.state_dict())
-        return backbone
-    if isinstance(model, FourDSForPreTraining):
-        return model.fourds
-    return model
-
-
 # The whole demo --------------------------------------------------------------------------------------------------------
 
 
@@ -717,7 +702,7 @@ def run_demo(output="demo_output", num_frames: int = 8, resolution=(64, 64), see
                                              descriptions["4ds_distilled"], names))
             advance("4DS student propagation")
             rvm = model_for("rvm")
-            results.append(label_propagation(_backbone_of(rvm), clip, first_mask, staging, "rvm",
+            results.append(label_propagation(rvm, clip, first_mask, staging, "rvm",
                                              descriptions["rvm"], names))
             if release_model is not None and hasattr(release_model, "get_video_features"):
                 results.append(label_propagation(release_model, clip, first_mask, staging, "release", release_text,

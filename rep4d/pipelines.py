@@ -307,11 +307,6 @@ class VideoDepthEstimationPipeline(_VideoPipeline):
         }
 
 
-def _moog_queries(model) -> bool:
-    """MooG's released heads take first-frame (x, y) queries in [0, 1]; the readouts (t, y, x) pixels."""
-    return getattr(model.config, "model_type", None) == "moog"
-
-
 class PointTrackingPipeline(_VideoPipeline):
     """Query points in, tracks out, in the video's coordinates.
 
@@ -357,15 +352,8 @@ class PointTrackingPipeline(_VideoPipeline):
                 f"the video the model sees (x in [{x0:.4g}, {x1:.4g}], y in [{y0:.4g}, {y1:.4g}] video pixels; the "
                 "processor crops the frame)"
             )
-        if _moog_queries(self.model):
-            if (times != 0).any():
-                raise ValueError(
-                    f"MooG point tracking takes queries on the first frame of the clip only (t must be frame "
-                    f"{int(geometry.frame_indices[0])})"
-                )
-            inputs["query_points"] = (xy / torch.tensor([width, height])).unsqueeze(0)
-        else:
-            inputs["query_points"] = torch.stack([times, xy[:, 1], xy[:, 0]], dim=-1).unsqueeze(0)
+        # Every point model (readouts, MooG's heads) takes (t, y, x) queries in pixels of its input frames.
+        inputs["query_points"] = torch.stack([times, xy[:, 1], xy[:, 0]], dim=-1).unsqueeze(0)
         inputs["_queries"] = queries
         return inputs
 

@@ -225,7 +225,7 @@ pixel_values = processor(video, num_frames=frames, return_tensors="pt")["pixel_v
 boxes = torch.tensor([[[0.2, 0.2, 0.6, 0.5]]])  # (B, boxes, 4) as (ymin, xmin, ymax, xmax) in [0, 1] on frame 0
 with torch.inference_mode():
     outputs = model(pixel_values, query_boxes=boxes, generator=torch.Generator().manual_seed(0))
-print(outputs.values.shape)  # (1, T, boxes, 4)
+print(outputs.boxes.shape)  # (1, boxes, T, 4)
 ''',
     "rvm": '''import numpy as np
 import torch

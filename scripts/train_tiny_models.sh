@@ -18,17 +18,17 @@ METHODS=("$@")
 
 publish() {  # copy the final folder (without training_args.json: it names local paths), then score it held out
     rm -rf "$ZOO/$2"; mkdir -p "$ZOO/$2"
-    if [ "${3:-}" = readout ]; then  # a `rep4d finetune` folder: its backbone's video processor, its own report
+    if [ "${3:-}" = readout ]; then  # a `rep4d finetune` folder: its backbone's video processor, finetune's report
         cp "$RUNS/$1/"{config.json,model.safetensors} "$ZOO/$2/"
         cp "$ZOO/4ds-tiny/video_preprocessor_config.json" "$ZOO/$2/"
-        $PYTHON -c 'import json, sys; r = json.load(open(sys.argv[1])); json.dump({"eval": r["eval"], "num_train_clips": r["num_train_clips"]}, open(sys.argv[2], "w"), indent=2)' \
+        $PYTHON -c 'import json, sys; r = json.load(open(sys.argv[1])); json.dump({"finetune_eval": r["eval"], "num_train_clips": r["num_train_clips"]}, open(sys.argv[2], "w"), indent=2)' \
             "$RUNS/$1/metrics.json" "$ZOO/$2/eval_metrics.json"
     else
         cp "$RUNS/$1/final/"{config.json,model.safetensors,video_preprocessor_config.json} "$ZOO/$2/"
         cp "$RUNS/$1/metrics.csv" "$ZOO/$2/training_metrics.csv"
     fi
     # Held-out synthetic clips (seeds never used in training) against the trivial baseline -> eval_metrics.json.
-    OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $PYTHON benchmarks/bench_zoo.py --models "$2" --clips 32 --seed 1000 \
+    OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $PYTHON benchmarks/bench_zoo.py --models "$2" --seed 1000 \
         --write-zoo || echo "model_zoo/$2 does not beat its trivial baseline (see its eval_metrics.json)" >&2
 }
 
@@ -41,8 +41,8 @@ publish() {  # copy the final folder (without training_args.json: it names local
 for method in "${METHODS[@]}"; do
     case "$method" in
     4ds)
-        $PYTHON -m rep4d.training.train --method 4ds "${COMMON[@]}" --output "$RUNS/4ds" \
-            --batch-size 8 --max-steps 300 --learning-rate 2e-3 --warmup-steps 20
+        $PYTHON -m rep4d.training.train --method 4ds "${COMMON[@]}" --output "$RUNS/4ds" --synthetic-clips 256 \
+            --batch-size 8 --max-steps 1500 --learning-rate 2e-3 --warmup-steps 50
         publish 4ds 4ds-tiny ;;
     distill)
         $PYTHON -m rep4d.training.train --method distill "${COMMON[@]}" --output "$RUNS/distill" \
@@ -56,8 +56,8 @@ for method in "${METHODS[@]}"; do
     4ds-points)
         .venv/bin/rep4d finetune --task points --backbone random:4ds-mini --output "$RUNS/4ds-points" \
             --data synthetic:2000,num_points=32,seed=0 --num-frames 8 --resolution 32 --end-to-end \
-            --backbone-lr-scale 1.0 --readout-width 64 --readout-heads 4 --learning-rate 3e-3 --max-steps 1500 \
-            --warmup-steps 40 --batch-size 16 --logging-steps 100 --eval-steps 500 \
+            --backbone-lr-scale 1.0 --readout-width 64 --readout-heads 4 --learning-rate 3e-3 --max-steps 3000 \
+            --warmup-steps 40 --batch-size 16 --logging-steps 100 --eval-steps 1000 \
             --readout-overrides '{"backbone_feature_layer": 1, "feature_position_embedding": true, "num_fourier_bands": 6, "point_certainty_threshold": 24.0, "point_certainty_loss_weight": 0.0, "point_query_features": true, "point_offset_scale": 0.1, "point_frames_per_query": 2}' \
             --seed 0 --report-to none --quiet > "$RUNS/4ds-points.log"
         publish 4ds-points 4ds-points readout ;;

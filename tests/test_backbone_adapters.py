@@ -334,6 +334,28 @@ def test_dense_features_read_4ds_in_clips_and_pad_the_last_one():
 
 
 @torch.no_grad()
+def test_dense_features_of_4ds_at_another_frame_size_resample_the_position_table():
+    # The decision lives in the adapter: no caller sets config.interpolate_pos_encoding (issue 13 fix-ups, item 5).
+    from rep4d.modeling.backbone_adapters import adapter_for, dense_feature_extractor
+
+    torch.manual_seed(0)
+    model = FourDSModel(tiny_fourds()).eval()  # trained on 16x24 frames: a 2x3 grid
+    assert model.config.interpolate_pos_encoding is False
+    frames = video(batch=1, frames=4, height=32, width=16)[0]
+    with pytest.raises(ValueError, match="interpolate_pos_encoding"):
+        model.get_video_features(frames[None])  # the model alone still refuses a grid it was not trained on
+    dense = dense_feature_extractor(model)(frames)
+    assert dense.shape == (4, 4, 2, 16) and model.config.interpolate_pos_encoding is False
+    expected = model.get_video_features(frames[None], interpolate_pos_encoding=True).features[0]
+    torch.testing.assert_close(dense, expected.reshape(4, 4, 2, 16))
+    # On the trained grid the table is used as is: the same features as the model's own.
+    trained = video(batch=1, frames=4)[0]
+    torch.testing.assert_close(
+        adapter_for(model)(trained[None]), model.get_video_features(trained[None]).features, rtol=0, atol=0
+    )
+
+
+@torch.no_grad()
 def test_dense_features_of_moog_are_its_encoder_tokens_and_of_image_models_per_frame():
     from rep4d.modeling.backbone_adapters import adapter_for, dense_feature_extractor
 

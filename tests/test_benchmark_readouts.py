@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from test_readout_datasets import make_realestate10k, make_scannet, make_ssv2, make_waymo
+from test_readout_datasets import make_kinetics, make_realestate10k, make_scannet, make_ssv2, make_waymo
 
 from rep4d.training.readout_benchmark import (
     PUBLISHED_FROZEN,
@@ -24,6 +24,7 @@ TINY = ["--num-frames", "4", "--resolution", "32", "--readout-width", "32", "--r
 def data_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("readout_data")
     make_ssv2(root / "ssv2")
+    make_kinetics(root / "kinetics700_2020")
     make_scannet(root / "scannet")
     make_realestate10k(root / "realestate10k")
     make_waymo(root / "waymo_open")
@@ -36,15 +37,18 @@ def test_benchmark_readouts_end_to_end_and_resume(data_root, tmp_path, capsys):
     from rep4d.cli import main
 
     output = tmp_path / "out"
-    command = ["benchmark", "readouts", "--backbone", "random:4ds-tiny", "--tasks", "ssv2,scannet,re10k",
+    command = ["benchmark", "readouts", "--backbone", "random:4ds-tiny", "--tasks", "ssv2,k700-2020,scannet,re10k",
                "--data-root", str(data_root), "--output", str(output), "--max-steps", "30", "--json", *TINY]
     assert main(command) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert report["computed"] == ["ssv2", "scannet", "re10k"] and report["skipped"] == []
+    assert report["computed"] == ["ssv2", "k700-2020", "scannet", "re10k"] and report["skipped"] == []
     tasks = report["tasks"]
     # Red vs blue clips: 30 steps of a readout on frozen random features separate them; chance is 0.5.
     assert tasks["ssv2"]["value"] == 1.0 and tasks["ssv2"]["baseline"] == 0.5
     assert tasks["ssv2"]["table_value"] == 100.0
+    assert tasks["k700-2020"]["value"] == 1.0
+    k700 = json.loads((output / "runs" / "random-4ds-tiny__frozen" / "k700-2020" / "result.json").read_text())
+    assert k700["num_eval_clips"] == 14 and k700["eval"]["eval_samples_per_second"] > 0  # 2 videos x 7 clips
     for name in ("scannet", "re10k"):
         assert np.isfinite(tasks[name]["value"]) and np.isfinite(tasks[name]["baseline"])
     run_dir = output / "runs" / "random-4ds-tiny__frozen"
@@ -57,13 +61,13 @@ def test_benchmark_readouts_end_to_end_and_resume(data_root, tmp_path, capsys):
     assert "**ours: random:4ds-tiny**" in markdown and "| baseline (random:4ds-tiny data)" in markdown
     tables = json.loads((output / "results.json").read_text())
     assert tables["published"]["frozen_table2"]["4DS-e"]["scannet"] == 0.95
-    assert {row["task"] for row in tables["runs"]} == {"ssv2", "scannet", "re10k"}
+    assert {row["task"] for row in tables["runs"]} == {"ssv2", "k700-2020", "scannet", "re10k"}
     assert Image.open(output / "radar.png").size[0] == 640
 
     # A re-run reads every finished task back instead of training it.
     assert main(command) == 0
     again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert again["computed"] == [] and again["skipped"] == ["ssv2", "scannet", "re10k"]
+    assert again["computed"] == [] and again["skipped"] == ["ssv2", "k700-2020", "scannet", "re10k"]
     assert again["tasks"] == tasks
     # The same folder with other settings is refused, not mixed.
     changed = [arg if arg != "30" else "31" for arg in command]
@@ -90,19 +94,27 @@ def test_benchmark_readouts_transformers_backbone_folder(data_root, tmp_path):
     assert (tmp_path / "out" / "runs" / "videomae-tiny__frozen" / "waymo-open" / "result.json").is_file()
 
 
-def test_benchmark_readouts_finetune_mode(data_root, tmp_path):
+@pytest.mark.parametrize("mode", ["finetune", "frozen"])
+def test_benchmark_readouts_without_feature_cache(data_root, tmp_path, mode, monkeypatch):
+    # Fine-tuning, and frozen runs with --no-cache-features: the backbone runs on every batch, the clips are augmented.
     from rep4d.configuration.configuration_readout import ReadoutConfig
+    from rep4d.training import readout_data, readout_datasets
 
+    loads = []
+    monkeypatch.setattr(readout_datasets.AugmentedSource, "_depth",
+                        staticmethod(lambda clip, rng: loads.append(1) or clip))
+    monkeypatch.setattr(readout_data.CachedFeatureDataset, "__init__", lambda *a, **k: pytest.fail("cached"))
     settings = ReadoutBenchmarkSettings(
         backbone="random:4ds-tiny", tasks=["scannet"], data_root=str(data_root), output_dir=str(tmp_path / "out"),
-        mode="finetune", max_steps=3, batch_size=2, num_frames=4, image_size=[32, 32], readout_num_params=32,
-        readout_num_heads=2, use_cpu=True, progress=False)
+        mode=mode, cache_features=False, max_steps=3, batch_size=2, num_frames=4, image_size=[32, 32],
+        readout_num_params=32, readout_num_heads=2, use_cpu=True, progress=False)
     row = run_readout_benchmark(settings).results["scannet"]
-    assert row["mode"] == "finetune" and row["settings"]["augment"] is None and np.isfinite(row["value"])
-    config = ReadoutConfig.from_pretrained(tmp_path / "out" / "runs" / "random-4ds-tiny__finetune" / "scannet" /
+    assert row["mode"] == mode and np.isfinite(row["value"]) and loads  # augmented training clips
+    config = ReadoutConfig.from_pretrained(tmp_path / "out" / "runs" / f"random-4ds-tiny__{mode}" / "scannet" /
                                            "readout")
-    assert not config.freeze_backbone and config.backbone_learning_rate_scale == 0.003
-    assert row["preset"]["finetune"]["warmup_steps"] == 3000
+    assert config.freeze_backbone == (mode == "frozen")
+    if mode == "finetune":
+        assert config.backbone_learning_rate_scale == 0.003 and row["preset"]["finetune"]["warmup_steps"] == 3000
 
 
 def test_tables_and_radar_scores_on_given_rows():

@@ -319,3 +319,29 @@ def test_depth_model_trains_under_plain_ddp(tmp_path):
                str(script)]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0 and "DDP-OK" in result.stdout, result.stdout[-2000:] + result.stderr[-3000:]
+
+
+def test_a_config_of_another_family_is_refused_naming_both_families(tmp_path):
+    # Before: MooGForPointTracking.from_pretrained(<a 4DS folder>) failed with "temporal_tile_size ...
+    # readout_num_frames (None)", RVMModel on a 4DS folder with "rnn_attention_size ... divisible by ...", and
+    # FourDSModel on an RVM folder loaded silently with random weights.
+    from rep4d.configuration import MooGConfig
+    from rep4d.modeling.modeling_moog import MooGForPointTracking
+
+    FourDSModel(fourds_config()).save_pretrained(tmp_path / "fourds")
+    rvm_folder = tmp_path / "rvm"
+    rvm_config().save_pretrained(rvm_folder)
+    cases = [
+        (lambda: MooGForPointTracking.from_pretrained(tmp_path / "fourds"), "MooG", "moog", "fourds"),
+        (lambda: RVMModel.from_pretrained(tmp_path / "fourds"), "RVM", "rvm", "fourds"),
+        (lambda: FourDSConfig.from_pretrained(rvm_folder), "4DS", "fourds", "rvm"),
+        (lambda: MooGConfig.from_dict(fourds_config().to_dict()), "MooG", "moog", "fourds"),
+    ]
+    for load, family, expected, found in cases:
+        with pytest.raises(ValueError, match=rf"^expected a {family} config \(model_type '{expected}'\), got a "
+                           rf"'{found}' config") as error:
+            load()
+        assert "\n" not in str(error.value)
+    # Each family still round-trips its own config.
+    for config in (fourds_config(), rvm_config(), MooGConfig()):
+        assert type(config).from_dict(config.to_dict()).to_dict() == config.to_dict()

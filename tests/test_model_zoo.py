@@ -97,7 +97,7 @@ def _run_demo(tmp_path, zoo: Path) -> dict:
     from rep4d.cli import main as cli_main
 
     out = tmp_path / "demo"
-    assert cli_main(["demo", "--output", str(out), "--frames", "8", "--size", "32", "--zoo", str(zoo), "--quiet"]) == 0
+    assert cli_main(["demo", "--output", str(out), "--num-frames", "8", "--resolution", "32", "--zoo", str(zoo), "--quiet"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["models"]) == set(DEMO_MODELS)
     for name in summary["files"]:
@@ -125,7 +125,7 @@ def test_demo_uses_the_zoo_folders_present_and_random_models_for_the_rest(tmp_pa
             assert f"no model_zoo/{zoo_model.name}" in text and step in summary["random_models"]
     assert "RANDOMLY INITIALISED" in summary["note"]
     # The trained 4DS reconstructs the masked clip better than a random decoder would (mean image error ~0.1).
-    assert summary["results"]["fourds_reconstruction_mse"] < 0.05
+    assert summary["results"]["synthetic/masked_reconstruction"]["value"] < 0.05
 
 
 @pytest.mark.slow
@@ -142,8 +142,8 @@ def test_demo_with_the_shipped_zoo_reports_no_random_model(tmp_path):
 # Held-out metrics against the trivial baselines (benchmarks/bench_zoo.py --write-zoo) ---------------------------------
 
 BENCH_ZOO = REPO_ROOT / "benchmarks" / "bench_zoo.py"
-EVAL_FIELDS = {"metric", "value", "baseline", "baseline_value", "lower_is_better", "beats_baseline", "num_eval_clips",
-               "eval_seed", "command", "clip_values", "clip_baseline_values"}
+EVAL_FIELDS = {"metric", "value", "baseline", "baseline_value", "lower_is_better", "beats_baseline", "clips_better",
+               "num_eval_clips", "eval_seed", "command", "clip_values", "clip_baseline_values"}
 
 
 def _bench_zoo():
@@ -177,6 +177,9 @@ def test_zoo_eval_metrics_are_consistent(name):
         assert row["num_eval_clips"] == len(row["clip_values"]) == len(row["clip_baseline_values"]) >= 8
         assert value == pytest.approx(sum(row["clip_values"]) / len(row["clip_values"]), rel=1e-6)
         assert baseline == pytest.approx(sum(row["clip_baseline_values"]) / row["num_eval_clips"], rel=1e-6)
+        wins = [(v < b) if row["lower_is_better"] else (v > b)
+                for v, b in zip(row["clip_values"], row["clip_baseline_values"])]
+        assert row["clips_better"] == pytest.approx(sum(wins) / len(wins))
         assert row["eval_seed"] != 0, "seed 0 rendered the training clips"
         assert row["command"].startswith("OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_zoo.py")
         assert f"--models {name} " in row["command"] and f"--clips {row['num_eval_clips']} " in row["command"]

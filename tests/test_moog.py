@@ -355,6 +355,31 @@ def test_recurrent_point_readout_streams_over_any_length():
     torch.testing.assert_close(torch.cat([first.tracks, rest.tracks], 2), whole.tracks, rtol=0, atol=16e-6)
 
 
+def test_point_heads_take_the_shared_pixel_query_layout():
+    # Every rep4d point model takes (t, y, x) queries in pixels of its input frames; MooG's (x, y) in [0, 1] stays.
+    clip, unit = video(frames=4), torch.rand(2, 3, 2)
+    pixel = torch.stack([torch.zeros(2, 3), unit[..., 1] * 16, unit[..., 0] * 16], dim=-1)  # 16x16 frames
+    points = randomized(MooGForPointTracking(tiny_config()))
+    with torch.no_grad():
+        reference = points(clip, unit, generator=torch.Generator().manual_seed(0))
+        shared = points(clip, pixel, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(shared.tracks, reference.tracks, rtol=0, atol=1e-6)
+    later = pixel.clone()
+    later[0, 0, 0] = 2
+    with pytest.raises(ValueError, match="first frame of the clip only"):
+        points(clip, later)
+    # The recurrent readout inserts each query at its frame t (query_frame_mask from t).
+    recurrent = randomized(MooGForPointTracking(tiny_config(point_readout_type="recurrent")))
+    mask = torch.zeros(2, 4, 3, dtype=torch.bool)
+    mask[:, 0] = True
+    mask[0, 0, 0], mask[0, 2, 0] = False, True
+    noise = torch.randn(2, 6, 16, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        explicit = recurrent(clip, unit, query_frame_mask=mask, initial_noise=noise)
+        from_t = recurrent(clip, later, initial_noise=noise)
+    torch.testing.assert_close(from_t.tracks, explicit.tracks, rtol=0, atol=1e-6)
+
+
 def test_grid_depth_readout():
     model = randomized(MooGForDepthEstimation(tiny_config(train_subsample_factor=4)))
     clip = video(frames=2)

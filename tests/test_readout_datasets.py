@@ -21,6 +21,7 @@ from rep4d.training.readout_datasets import (
     ScanNetSource,
     SSv2Source,
     WaymoOpenSource,
+    centre_square,
     open_task_source,
     read_realestate10k_cameras,
     read_scannet_pose,
@@ -52,7 +53,8 @@ def _frames(rng, count: int, height: int, width: int, label: int | None = None) 
     return rng.integers(0, 255, (count, height, width, 3), dtype=np.uint8)
 
 
-def make_ssv2(root: Path, num_train: int = 4, num_eval: int = 2, frames: int = 10, size: int = 32) -> Path:
+def make_ssv2(root: Path, num_train: int = 4, num_eval: int = 2, frames: int = 10, size: int = 32,
+              width: int | None = None) -> Path:
     rng = np.random.default_rng(0)
     templates = ["Pushing something from left to right", "Holding something"]
     (root).mkdir(parents=True, exist_ok=True)
@@ -65,7 +67,7 @@ def make_ssv2(root: Path, num_train: int = 4, num_eval: int = 2, frames: int = 1
             template = templates[label].replace("something", "[something]", 1)
             entries.append({"id": video_id, "label": template.replace("[something]", "a cup"), "template": template,
                             "placeholders": ["a cup"]})
-            write_video(root / "videos" / f"{video_id}.webm", _frames(rng, frames, size, size, label),
+            write_video(root / "videos" / f"{video_id}.webm", _frames(rng, frames, size, width or size, label),
                         codec="libvpx")
         (root / f"{split}.json").write_text(json.dumps(entries))
     return root
@@ -205,7 +207,7 @@ def test_ssv2_reader(tmp_path):
     source = SSv2Source(root, "train", num_frames=4, frame_stride=2)
     assert len(source) == 4 and source.label_names == ["Pushing something from left to right", "Holding something"]
     clip = source.load(1)
-    assert clip["video"].shape == (4, 32, 32, 3) and int(clip["label"]) == 1
+    assert clip["video"].shape == (4, 32, 32, 3) and int(clip["label"]) == 1  # square videos: the crop is whole
     red, _, blue = clip["video"].reshape(-1, 3).mean(0)
     assert blue > red + 100  # the class-1 colour decoded
     validate_clip(clip, "classification", num_labels=2)
@@ -215,6 +217,13 @@ def test_ssv2_reader(tmp_path):
         SSv2Source(root, "train")
     with pytest.raises(FileNotFoundError, match="labels.json"):
         SSv2Source(tmp_path / "nothing")
+
+
+def test_classification_clips_are_centre_cropped(tmp_path):
+    source = SSv2Source(make_ssv2(tmp_path / "wide", num_train=2, num_eval=1, size=32, width=48), num_frames=4)
+    assert source.load(0)["video"].shape == (4, 32, 32, 3)  # the central square of a 32x48 video
+    frames = np.arange(2 * 4 * 6 * 3).reshape(2, 4, 6, 3)
+    np.testing.assert_array_equal(centre_square(frames), frames[:, :, 1:5])
 
 
 def test_kinetics_reader_and_seven_clip_test(tmp_path):
@@ -254,6 +263,8 @@ def test_scannet_reader_masks_depth_range(tmp_path):
     root = make_scannet(tmp_path / "scannet")
     source = ScanNetSource(root, "train", num_frames=4)
     assert len(source) == 2  # one scene in the train list, 8 frames -> 2 clips of 4
+    assert source.load(0)["depth"].shape == (4, 24, 24)  # the central square (test crop)
+    source.centre_crop = False
     clip = source.load(0)
     assert clip["video"].shape == (4, 24, 32, 3) and clip["depth"].shape == (4, 24, 32)
     assert clip["depth"][:, :2, :4].max() == 0.0  # missing (0) and 12 m (outside (0.001, 10)) masked

@@ -472,3 +472,59 @@ def test_a_model_of_another_family_is_refused(tmp_path):
     readout = ReadoutForDepthEstimation(readout_config("depth"))
     with pytest.raises(ValueError, match=r"expected a video backbone .*fourds.*got a 'rep4d_readout' model"):
         ReadoutForPointTracking.from_backbone(readout)
+
+
+def test_fourds_readout_holds_only_the_blocks_it_reads():
+    # Issue 13, bug 3: at the default readout depth a 4DS-backed readout owned blocks above its readout layer that
+    # got no gradient (plain DDP fails on its second step; gradient checkpointing tests fail "has no gradient").
+    from rep4d.modeling.backbone_adapters import hidden_state_index
+
+    config = readout_config("classification", freeze_backbone=False)
+    config.backbone_config.num_hidden_layers = 4  # readout depth 0.95 reads hidden state 2: blocks 0-1 of 4
+    model = ReadoutForVideoClassification(config).train()
+    assert len(model.backbone.model.encoder.layers) == hidden_state_index(4, config.backbone_config.readout_depth) == 2
+    model(**make_batch("classification")).loss.backward()
+    no_gradient = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not no_gradient
+    # An explicit feature layer above the readout layer (or counted from the end) gets the blocks it needs.
+    for layer, blocks in ((1, 2), (2, 2), (3, 4), (-1, 4)):
+        config.backbone_feature_layer = layer
+        assert len(ReadoutForVideoClassification(config).backbone.model.encoder.layers) == blocks, layer
+
+
+def test_fourds_readout_loads_a_checkpoint_holding_the_full_backbone(tmp_path):
+    # Readouts saved before the fix (model_zoo/4ds-points) hold every backbone block: they load with no
+    # unexpected / missing keys and give the same outputs; the higher blocks are expected-unused.
+    import pickle
+
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoModel
+
+    torch.manual_seed(0)
+    config = readout_config("points")
+    config.backbone_config.num_hidden_layers = 4
+    model = ReadoutForPointTracking(config).eval()
+    model.save_pretrained(tmp_path)
+    full = FourDSModel(config.backbone_config)
+    full.load_state_dict(model.backbone.model.state_dict(), strict=False)
+    weights = load_file(tmp_path / "model.safetensors")
+    extra = {f"backbone.model.{k}": v for k, v in full.state_dict().items() if f"backbone.model.{k}" not in weights}
+    assert extra and all(".encoder.layers.2." in k or ".encoder.layers.3." in k for k in extra)
+    save_file({**weights, **extra}, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    batch = make_batch("points")
+    with torch.no_grad():
+        expected = model(**batch)
+    for loader in (AutoModel.from_pretrained, ReadoutForPointTracking.from_pretrained):
+        loaded, info = loader(tmp_path, output_loading_info=True)
+        assert not info["missing_keys"] and not info["unexpected_keys"], info
+        with torch.no_grad():
+            torch.testing.assert_close(loaded.eval()(**batch).tracks, expected.tracks, rtol=0, atol=0)
+    torch.testing.assert_close(load_readout(tmp_path).eval()(**batch).tracks, expected.tracks, rtol=0, atol=0)
+    # A full backbone given to from_backbone (or to a plain load_state_dict): the readout takes the blocks it holds.
+    readout = ReadoutForPointTracking.from_backbone(full, readout_num_params=16, readout_num_heads=2)
+    assert len(readout.backbone.model.encoder.layers) == 2
+    readout.backbone.model.load_state_dict(full.state_dict())
+    with pytest.raises(RuntimeError, match="Missing key"):
+        readout.backbone.model.load_state_dict({k: v for k, v in full.state_dict().items() if "layers.1." not in k})
+    readout = pickle.loads(pickle.dumps(readout))  # the loading hook keeps the model picklable
+    torch.testing.assert_close(readout.extract_features(batch["pixel_values"]), full(batch["pixel_values"]).readout_features)

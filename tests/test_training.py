@@ -182,7 +182,6 @@ def test_video_files_through_video_data(tmp_path):
 @pytest.mark.parametrize(
     "extra, error, message",
     [
-        (["--method", "mae"], ValueError, "unknown method 'mae'"),
         (["--method", "4ds", "--batch-size", "6", "--gradient-accumulation-steps", "4"], ValueError,
          "not divisible by processes x gradient accumulation = 1 x 4"),
         (["--method", "4ds", "--data", "/nonexistent/videos"], FileNotFoundError, "does not exist"),

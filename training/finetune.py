@@ -32,8 +32,6 @@ from transformers import Trainer, TrainingArguments
 
 from rep4d.training import metrics as readout_metrics
 from rep4d.training.readout_data import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     TASK_LABEL_NAMES,
     CachedFeatureDataset,
     ReadoutDataConfig,
@@ -107,10 +105,12 @@ class FinetuneConfig:
 
 
 def pixel_normalisation(backbone_config) -> tuple[tuple | None, tuple | None]:
-    """(mean, std) the backbone expects on [0, 1] pixels: VideoMAE is ImageNet-normalised, 4DS/MooG/RVM are not."""
-    if getattr(backbone_config, "model_type", None) == "videomae":
-        return IMAGENET_MEAN, IMAGENET_STD
-    return None, None
+    """(mean, std) the backbone expects on [0, 1] pixels, from its backbone adapter (one table for every family):
+    transformers' backbones are normalised as their processors do (ImageNet, CLIP, ...), 4DS/MooG/RVM are not."""
+    from rep4d.modeling.backbone_adapters import backbone_adapter_class
+
+    adapter = backbone_adapter_class(backbone_config)
+    return adapter.pixel_mean, adapter.pixel_std
 
 
 def random_backbone_config(spec: str, num_frames: int, image_size, overrides: dict | None = None):

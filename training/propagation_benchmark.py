@@ -357,11 +357,8 @@ def load_feature_extractor(model, device: str | None = None) -> Callable:
         except OSError as error:
             first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise FileNotFoundError(f"cannot load the model {str(model)!r}: {first_line}") from error
-    config = getattr(model, "config", None)
-    if getattr(config, "interpolate_pos_encoding", None) is False:
-        # The benchmark geometry (e.g. 480x880) is not the training one: resample the learned position embedding
-        # (4DS: cubic, documented in the model), as transformers' ViT backbones do for other sizes.
-        config.interpolate_pos_encoding = True
+    # The benchmark geometry (e.g. 480x880) is not the training one: dense_feature_extractor resamples the learned
+    # position embedding for it (4DS: cubic, documented in the model), as transformers' ViT backbones do.
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = model.to(device).eval()
     return dense_feature_extractor(model)

@@ -10,8 +10,11 @@ For every task preset (:mod:`rep4d.configuration.readout_presets`) :func:`run_re
    end to end (backbone learning rate x0.003);
 3. trains it with the transformers ``Trainer`` on the preset's schedule (AdamW, warm-up, cosine to 1e-7; ``max_steps``
    shortens it, the warm-up in proportion; ``sweep`` runs every learning rate of the preset and keeps the best);
-   Fine-tuning applies the preset's training augmentation (:class:`~rep4d.training.readout_datasets.
-   AugmentedSource`); frozen runs do not (``augment``), since their features are cached once per clip;
+   With ``cache_features=False`` the frozen backbone runs on every batch instead (no gradients): the paper's
+   setting for large datasets, whose cached features would not fit in memory (SSv2 at 16x224x224 on a 1024-wide
+   backbone: ~13 MB per clip). Runs without the cache (fine-tuning, uncached frozen) apply the preset's training
+   augmentation (:class:`~rep4d.training.readout_datasets.AugmentedSource`; ``augment`` overrides); cached runs
+   do not, since the features of a clip are computed once;
 4. evaluates it with the preset's test procedure (K700: 7 clips of the looped video averaged; points: the named
    TAP-Vid protocol, ``4ds-clip`` for Perception Test) next to the task's trivial baseline.
 
@@ -120,6 +123,7 @@ class ReadoutBenchmarkSettings:
     max_videos: int | None = None
     tapvid_protocol: str | None = None
     augment: bool | None = None
+    cache_features: bool = True
     num_workers: int = 0
     seed: int = 0
     use_cpu: bool | None = None
@@ -138,7 +142,8 @@ class ReadoutBenchmarkSettings:
     def resume_key(self, task: str) -> dict:
         """The settings a finished task's result must share to be reused."""
         keys = ("backbone", "mode", "max_steps", "batch_size", "learning_rate", "sweep", "num_frames", "image_size",
-                "readout_num_params", "readout_num_heads", "max_videos", "tapvid_protocol", "augment", "seed")
+                "readout_num_params", "readout_num_heads", "max_videos", "tapvid_protocol", "augment", "cache_features",
+                "seed")
         return {"task": task, **{key: getattr(self, key) for key in keys}}
 
 
@@ -187,7 +192,14 @@ def load_backbone_for_readout(spec: str, num_frames: int, image_size):
 
     from rep4d.modeling.backbone_adapters import BackboneAdapter
 
-    config = AutoConfig.from_pretrained(spec)
+    getattr(rep4d, "register", lambda: None)()  # the Auto classes must know the rep4d models
+    if Path(spec).exists() and not Path(spec).is_dir():
+        raise ValueError(f"{spec} is a file; --backbone takes a model folder (config.json + weights) or a hub id")
+    try:
+        config = AutoConfig.from_pretrained(spec)
+    except OSError as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise FileNotFoundError(f"cannot load the backbone {spec!r}: {first_line}") from error
     if config.model_type == "rep4d_readout":
         raise ValueError(f"{spec} is a readout, not a backbone; pass its backbone")
     adapter = BackboneAdapter.from_pretrained(spec)
@@ -272,7 +284,8 @@ def run_task(preset: ReadoutPreset, settings: ReadoutBenchmarkSettings, task_dir
     preset = effective_preset(preset, settings)
     schedule = preset.schedule(settings.mode)
     train_source = open_task_source(preset, settings.data_root, "train", settings.max_videos)
-    augment = settings.mode == "finetune" if settings.augment is None else settings.augment
+    cache = settings.cache_features and settings.mode == "frozen"
+    augment = not cache if settings.augment is None else settings.augment
     if augment:
         train_source = AugmentedSource(train_source, preset.task, settings.seed)
     eval_source = open_task_source(preset, settings.data_root, "eval", settings.max_videos)
@@ -297,11 +310,13 @@ def run_task(preset: ReadoutPreset, settings: ReadoutBenchmarkSettings, task_dir
         if preset.task == "depth":
             depth_mean, depth_std = training_depth_statistics(train_dataset)
             model.config.depth_mean, model.config.depth_std = depth_mean, depth_std
-        device = "cpu" if settings.use_cpu or not torch.cuda.is_available() else "cuda"
+        # Each process of a distributed launch computes (and caches) on its own GPU.
+        device = ("cpu" if settings.use_cpu or not torch.cuda.is_available() else
+                  f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}")
         model.to(device)
         clips = int(model.config.num_test_clips) if preset.task == "classification" else 1
         eval_batch = clips * max(1, batch_size // clips)
-        if settings.mode == "frozen":
+        if cache:
             if "train" not in cached:  # the backbone is frozen: its features are computed once for every rate
                 cached["train"] = CachedFeatureDataset(train_dataset, model, eval_batch, settings.progress, device)
                 cached["eval"] = (None if preset.task == "points" else
@@ -313,7 +328,7 @@ def run_task(preset: ReadoutPreset, settings: ReadoutBenchmarkSettings, task_dir
             str(task_dir / "checkpoints"), settings.mode, learning_rate=learning_rate, max_steps=settings.max_steps,
             batch_size=batch_size, per_device_eval_batch_size=eval_batch, eval_strategy="no", save_strategy="no",
             logging_steps=max(1, min(50, (settings.max_steps or schedule.max_steps) // 10)),
-            disable_tqdm=not settings.progress, seed=settings.seed, use_cpu=device == "cpu",
+            disable_tqdm=not settings.progress, seed=settings.seed, use_cpu=device.startswith("cpu"),
             dataloader_num_workers=settings.num_workers, ddp_find_unused_parameters=False,
             label_names=list(_label_names(preset.task)),
         )

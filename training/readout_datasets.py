@@ -36,6 +36,8 @@ Clips follow the presets (:mod:`rep4d.configuration.readout_presets`): ``num_fra
 classification test clips are the central clip (SSv2) or ``num_test_clips`` evenly spaced clips of the video looped
 to ``loop_to_frames`` frames (K700: 7 clips of a 250-frame loop), yielded consecutively so the readout averages them;
 ScanNet depth outside ``depth_range`` (0.001, 10) m is set to 0 (invalid, masked by the loss and the metric).
+SSv2 / K700 and ScanNet clips are the central square of the frames (the protocol's test crop; the readout then
+resizes it), unless :class:`AugmentedSource` crops them at random for training.
 """
 
 from __future__ import annotations
@@ -66,9 +68,23 @@ def _spaced_starts(total: int, num_frames: int, stride: int, num_clips: int) -> 
     return np.linspace(0, max(total - span, 0), num_clips).round().astype(int)
 
 
+def centre_square(array: np.ndarray, axes=(1, 2)) -> np.ndarray:
+    """The central square of the shorter side of frames (``axes`` are height and width)."""
+    height, width = array.shape[axes[0]], array.shape[axes[1]]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    index = [slice(None)] * array.ndim
+    index[axes[0]], index[axes[1]] = slice(top, top + side), slice(left, left + side)
+    return np.ascontiguousarray(array[tuple(index)])
+
+
 class _ClassificationVideos(ClipSource):
     """Shared clip logic of SSv2 and K700: one central clip per video, or ``num_test_clips`` evenly spaced clips
-    of the video looped to ``loop_to_frames`` frames (consecutive items)."""
+    of the video looped to ``loop_to_frames`` frames (consecutive items). ``centre_crop`` (default) keeps the
+    central square of the shorter side (the protocol's test crop; :class:`AugmentedSource` turns it off and crops
+    at random instead)."""
+
+    centre_crop = True
 
     def __init__(self, paths, labels, label_names, num_frames, frame_stride, num_test_clips, loop_to_frames):
         if num_frames < 1 or frame_stride < 1 or num_test_clips < 1:
@@ -95,7 +111,8 @@ class _ClassificationVideos(ClipSource):
             start = _spaced_starts(length, frames, stride, clips)[clip]
             return (start + stride * np.arange(frames)) % length % max(total, 1)
 
-        return {"video": decode_video(self.paths[video], sample), "label": np.int64(self.labels[video])}
+        frames_ = decode_video(self.paths[video], sample)
+        return {"video": centre_square(frames_) if self.centre_crop else frames_, "label": np.int64(self.labels[video])}
 
 
 def _require_file(path: Path, what: str) -> Path:
@@ -269,7 +286,10 @@ class RealEstate10KSource(ClipSource):
 class ScanNetSource(ClipSource):
     """ScanNet depth (see the module docstring): consecutive non-overlapping clips of ``num_frames`` frames at
     ``frame_stride`` per scene; depth (uint16 mm) in metres, resized (nearest) to the colour frames, 0 outside
-    ``depth_range`` (the protocol's (0.001, 10) m mask)."""
+    ``depth_range`` (the protocol's (0.001, 10) m mask). ``centre_crop`` (default) keeps the central square of
+    colour and depth (the protocol's test crop; :class:`AugmentedSource` turns it off and crops at random)."""
+
+    centre_crop = True
 
     def __init__(self, root, split: str = "train", num_frames: int = 16, frame_stride: int = 1,
                  depth_range: tuple[float, float] = (0.001, 10.0), max_videos: int | None = None):
@@ -319,6 +339,8 @@ class ScanNetSource(ClipSource):
             depth = F.interpolate(torch.from_numpy(depth)[:, None], size=video.shape[1:3], mode="nearest")[:, 0].numpy()
         low, high = self.depth_range
         depth = np.where((depth > low) & (depth < high), depth, 0.0).astype(np.float32)
+        if self.centre_crop:
+            video, depth = centre_square(video), centre_square(depth)
         return {"video": video, "depth": depth}
 
 
@@ -507,10 +529,11 @@ class AugmentedSource(ClipSource):
     pixels). Each load draws new parameters (seeded by ``seed``, the clip and how often it was loaded), so every
     epoch sees another draw:
 
-    * classification: a random square crop of 224/239 of the shorter side (the paper's "shorter side 239, random
-      224 crop"), colour jitter with probability 0.8 (brightness +-0.125, contrast and saturation x[0.6, 1.4], hue
+    * classification: a random square crop of 224/239 of the shorter side anywhere in the frame (the paper's
+      "shorter side 239, random 224 crop"), colour jitter with probability 0.8 (brightness +-0.125, contrast and saturation x[0.6, 1.4], hue
       +-0.2) and grayscale with probability 0.1;
-    * depth: a random crop of 80-100% of each side and a horizontal flip with probability 0.5 (depth moved alike);
+    * depth: a random square crop of 80-100% of the shorter side and a horizontal flip with probability 0.5 (depth
+      moved alike);
     * points: a random crop of area [0.3, 1] and aspect [0.5, 2] (MOVi-E); points leaving it become occluded and the
       queries move to each track's first visible frame (tracks never visible dropped);
     * boxes and pose: none (the readers cut the protocol's crops and windows).
@@ -519,6 +542,8 @@ class AugmentedSource(ClipSource):
     def __init__(self, source: ClipSource, task: str, seed: int = 0):
         self.source, self.task, self.seed = source, task, int(seed)
         self.label_names = source.label_names
+        if task in ("classification", "depth") and getattr(source, "centre_crop", False):
+            source.centre_crop = False  # the random crop replaces the test-time centre crop
         self._draws: dict[int, int] = {}
 
     def __len__(self) -> int:
@@ -565,7 +590,7 @@ class AugmentedSource(ClipSource):
     def _depth(clip: dict, rng: np.random.Generator) -> dict:
         video, depth = clip["video"], clip["depth"]
         height, width = video.shape[1:3]
-        crop_h, crop_w = (max(1, int(round(size * rng.uniform(0.8, 1.0)))) for size in (height, width))
+        crop_h = crop_w = max(1, int(round(min(height, width) * rng.uniform(0.8, 1.0))))
         top, left = rng.integers(0, height - crop_h + 1), rng.integers(0, width - crop_w + 1)
         window = (slice(None), slice(top, top + crop_h), slice(left, left + crop_w))
         video, depth = video[window], depth[window]
@@ -662,5 +687,6 @@ __all__ = [
     "open_task_source",
     "read_realestate10k_cameras",
     "read_scannet_pose",
+    "centre_square",
 ]
 

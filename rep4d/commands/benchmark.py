@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from rep4d.cli import Command, add_device_argument, add_resolution_argument, positive_int
+from rep4d.cli import (
+    Command,
+    add_device_argument,
+    add_num_frames_argument,
+    add_num_workers_argument,
+    add_resolution_argument,
+    positive_int,
+)
 
 PROPAGATION_EXAMPLES = """
 examples:
@@ -73,11 +80,12 @@ def run_propagation(args: argparse.Namespace) -> int:
 
 READOUT_EXAMPLES = """
 examples:
-  rep4d benchmark readouts --backbone 4ds-b-dist-e --tasks all --data-root DATA --frozen --output results/readouts
+  rep4d benchmark readouts --backbone models/4ds-b-dist-e --tasks all --data-root DATA --frozen -o results/readouts
   rep4d benchmark readouts --backbone facebook/vjepa2-vitl-fpc64-256 --tasks scannet,re10k --data-root DATA --sweep
   rep4d benchmark readouts --backbone random:4ds-tiny --tasks ssv2,scannet --data-root tiny --max-steps 5 \
       --num-frames 4 --resolution 32 --readout-width 32 --readout-heads 2
-  accelerate launch --num_processes 8 -m rep4d benchmark readouts --backbone 4ds-e --tasks table2 --data-root DATA
+  accelerate launch --num_processes 8 -m rep4d benchmark readouts --backbone models/4ds-e --tasks table2 \
+      --data-root DATA
 
 The 4DS paper's readout protocol (Tables 2 / 3), one preset per task (rep4d.configuration.readout_presets):
   re10k, perception-test-points, scannet, waymo-open, ssv2, k700-2020 (the Table 2 columns: --tasks table2)
@@ -110,15 +118,18 @@ def add_readout_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=positive_int, metavar="N", help="batch size (default: the preset's 32)")
     parser.add_argument("--learning-rate", type=float, help="one learning rate (default: the preset's middle value)")
     parser.add_argument("--sweep", action="store_true", help="train with every learning rate of the preset, keep the best")
-    parser.add_argument("--num-frames", type=positive_int, metavar="N", help="clip frames (default: the preset's 16)")
+    add_num_frames_argument(parser, help="consecutive clip frames (default: the preset's 16 at its stride)")
     add_resolution_argument(parser, help="clip size HxW (default: the preset's, 224x224 or 256x256)")
     parser.add_argument("--readout-width", type=positive_int, metavar="N", help="readout width (default: the paper's)")
     parser.add_argument("--readout-heads", type=positive_int, metavar="N", help="readout heads (default: the paper's)")
     parser.add_argument("--max-videos", type=positive_int, metavar="N", help="use only N videos per split")
     parser.add_argument("--tapvid-protocol", help="point-tracking evaluation protocol (default: the preset's, 4ds-clip)")
     parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                        help="the preset's training augmentation (default: on when fine-tuning, off when frozen)")
-    parser.add_argument("--num-workers", type=int, default=0, metavar="N", help="data loader workers (default 0)")
+                        help="the preset's training augmentation (default: on unless frozen features are cached)")
+    parser.add_argument("--no-cache-features", dest="cache_features", action="store_false",
+                        help="frozen mode: run the backbone on every batch instead of caching features in memory "
+                        "(large datasets)")
+    add_num_workers_argument(parser, help="data loader workers")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     add_device_argument(parser)
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
@@ -142,7 +153,8 @@ def run_readouts(args: argparse.Namespace) -> int:
         max_steps=args.max_steps, batch_size=args.batch_size, learning_rate=args.learning_rate, sweep=args.sweep,
         num_frames=args.num_frames, image_size=list(args.resolution) if args.resolution else None,
         readout_num_params=args.readout_width, readout_num_heads=args.readout_heads, max_videos=args.max_videos,
-        tapvid_protocol=args.tapvid_protocol, augment=args.augment, num_workers=args.num_workers, seed=args.seed,
+        tapvid_protocol=args.tapvid_protocol, augment=args.augment, cache_features=args.cache_features,
+        num_workers=args.num_workers, seed=args.seed,
         use_cpu=None if args.device is None else args.device == "cpu", progress=not (args.quiet or args.json),
     )
     result = run_readout_benchmark(settings)

@@ -99,9 +99,8 @@ def run(args: argparse.Namespace) -> int:
         if mask.shape != expected:
             raise ValueError(f"the mask {args.mask} is {mask.shape[1]}x{mask.shape[0]} (WxH) but the video's frames "
                              f"are {expected[1]}x{expected[0]}: the mask must have the video's frame size")
+    # The feature extractor resamples a learned position table whenever the frame size differs from the trained one.
     model = AutoModel.from_pretrained(args.model).to(resolve_device(args.device)).eval()
-    if getattr(model.config, "interpolate_pos_encoding", None) is False:
-        model.config.interpolate_pos_encoding = True  # position tables trained at one size: resample them
     options = dict(n_context=args.context, topk=args.topk, temperature=args.temperature, radius=args.radius,
                    restrict_neighborhood=not args.no_restrict)
     start = time.perf_counter()

@@ -14,6 +14,7 @@ from transformers_tests.test_modeling_common import ModelTesterMixin, floats_ten
 
 from rep4d.configuration.configuration_fourds import FourDSConfig
 from rep4d.configuration.configuration_readout import ReadoutConfig
+from rep4d.modeling.backbone_adapters import hidden_state_index
 from rep4d.modeling.modeling_readout import (
     ReadoutForBoxTracking,
     ReadoutForCameraPose,
@@ -24,8 +25,8 @@ from rep4d.modeling.modeling_readout import (
 
 
 class ReadoutModelTester:
-    """A tiny 4DS (4 frames of 8x8, 2x4x4 tubelets: 8 tokens, 2 blocks of width 32) under a 16-wide readout,
-    trained end to end."""
+    """A tiny 4DS (4 frames of 8x8, 2x4x4 tubelets: 8 tokens, 3 blocks of width 32, of which the readout holds the
+    one below its readout layer) under a 16-wide readout, trained end to end."""
 
     def __init__(
         self,
@@ -36,7 +37,7 @@ class ReadoutModelTester:
         image_size=8,
         num_channels=3,
         hidden_size=32,
-        backbone_layers=2,
+        backbone_layers=3,
         num_attention_heads=4,
         num_queries=3,
         is_training=True,
@@ -52,10 +53,10 @@ class ReadoutModelTester:
         self.num_attention_heads = num_attention_heads
         self.num_queries = num_queries
         self.is_training = is_training
-        # The readout reads the last hidden state (backbone_feature_layer=-1): it runs every backbone block. At the
-        # default readout depth a 4DS readout reads block L-2 and must not own the blocks above it (issue 13, bug 3:
-        # the backbone adapter builds the whole FourDSModel; the gradient tests catch it at the default depth).
-        self.num_hidden_layers = backbone_layers
+        # The readout reads the default feature layer (readout_depth 0.95: hidden state 1 of 3 blocks) and holds and
+        # runs only the blocks up to it (issue 13, bug 3: blocks it owned above it got no gradient), so its
+        # hidden_states / attentions are those of that one block.
+        self.num_hidden_layers = hidden_state_index(backbone_layers, FourDSConfig().readout_depth)
         self.seq_length = (num_frames // 2) * (image_size // 4) ** 2
 
     def get_config(self) -> ReadoutConfig:
@@ -76,7 +77,6 @@ class ReadoutModelTester:
             # End-to-end mode, so that the training and gradient tests reach the backbone too (a frozen backbone
             # runs under no_grad: its hidden states carry no gradient).
             freeze_backbone=False,
-            backbone_feature_layer=-1,
         )
 
     def prepare_config_and_inputs_for_common(self):
