@@ -15,3 +15,15 @@ def preset_values(presets: dict, name: str, method: str, prefixes=(), aliases: d
     if key not in presets:
         raise ValueError(f"unknown {method} preset {name!r}; available: {', '.join(sorted(presets))}")
     return copy.deepcopy(presets[key])
+
+
+def check_model_type(config_dict: dict, model_type: str, family: str) -> None:
+    """Refuse the config of another model family (``config_dict["model_type"]`` set and not ``model_type``) with a
+    ValueError naming the ``family`` expected, instead of an unrelated error from building the model out of another
+    family's fields."""
+    found = config_dict.get("model_type")
+    if found is not None and found != model_type:
+        raise ValueError(
+            f"expected a {family} config (model_type {model_type!r}), got a {found!r} config; load that "
+            "model with its own class or AutoModel"
+        )

@@ -6,7 +6,7 @@ from dataclasses import field
 
 from transformers import PreTrainedConfig
 
-from .config_presets import preset_values
+from .config_presets import check_model_type, preset_values
 
 # Backbone sizes of the paper (kauldron VIT_SIZES; "j" from the paper). Every released model uses 2x16x16 tubelets on
 # 16x224x224 clips.
@@ -120,12 +120,7 @@ class FourDSConfig(PreTrainedConfig):
     def from_dict(cls, config_dict: dict, **kwargs):
         """Refuse the config of another model family with a message naming the family expected (instead of an
         unrelated error from building a 4DS model out of another family's fields)."""
-        model_type = config_dict.get("model_type")
-        if model_type is not None and model_type != cls.model_type:
-            raise ValueError(
-                f"expected a 4DS config (model_type {cls.model_type!r}), got a {model_type!r} config; load that "
-                "model with its own class or AutoModel"
-            )
+        check_model_type(config_dict, cls.model_type, "4DS")
         return super().from_dict(config_dict, **kwargs)
 
     @classmethod

@@ -13,7 +13,7 @@ from dataclasses import field
 
 from transformers import PreTrainedConfig
 
-from .config_presets import preset_values
+from .config_presets import check_model_type, preset_values
 
 MOOG_PRESETS = {
     # The inference notebook (colabs/moog_inference_demo.ipynb) = moog_ego4d_*_ckpt_164335139.npz.
@@ -200,12 +200,7 @@ class MooGConfig(PreTrainedConfig):
     def from_dict(cls, config_dict: dict, **kwargs):
         """Refuse the config of another model family with a message naming the family expected (instead of an
         unrelated error from building a MooG model out of another family's fields)."""
-        model_type = config_dict.get("model_type")
-        if model_type is not None and model_type != cls.model_type:
-            raise ValueError(
-                f"expected a MooG config (model_type {cls.model_type!r}), got a {model_type!r} config; load that "
-                "model with its own class or AutoModel"
-            )
+        check_model_type(config_dict, cls.model_type, "MooG")
         return super().from_dict(config_dict, **kwargs)
 
     @classmethod

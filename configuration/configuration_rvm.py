@@ -6,7 +6,7 @@ from dataclasses import field
 
 from transformers import PreTrainedConfig
 
-from .config_presets import preset_values
+from .config_presets import check_model_type, preset_values
 
 # Encoder rows of the notebook's VIT_SIZES; recurrent-core settings of the released files (L verified in the notebook,
 # S/B/H read from the released files' array shapes as recorded in their manifests). Every released decoder is
@@ -124,12 +124,7 @@ class RVMConfig(PreTrainedConfig):
     def from_dict(cls, config_dict: dict, **kwargs):
         """Refuse the config of another model family with a message naming the family expected (instead of an
         unrelated error from building a RVM model out of another family's fields)."""
-        model_type = config_dict.get("model_type")
-        if model_type is not None and model_type != cls.model_type:
-            raise ValueError(
-                f"expected a RVM config (model_type {cls.model_type!r}), got a {model_type!r} config; load that "
-                "model with its own class or AutoModel"
-            )
+        check_model_type(config_dict, cls.model_type, "RVM")
         return super().from_dict(config_dict, **kwargs)
 
     @classmethod

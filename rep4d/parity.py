@@ -136,7 +136,8 @@ def compare(port: np.ndarray, reference: np.ndarray, tolerance: Tolerance, skip:
         return KeyResult(error, Tolerance(exact=True), bool(equal))
     port64, ref64 = port.astype(np.float64), reference.astype(np.float64)
     nan_mismatch = np.isnan(port64) != np.isnan(ref64)
-    diff = np.abs(np.nan_to_num(port64 - ref64, nan=0.0))
+    with np.errstate(invalid="ignore"):  # inf - inf: equal infinities, counted as no error below
+        diff = np.abs(np.nan_to_num(port64 - ref64, nan=0.0))
     error = float(diff.max()) if diff.size else 0.0
     within = diff <= tolerance.atol + tolerance.rtol * np.abs(np.nan_to_num(ref64))
     ok = bool(within.all()) and not bool(nan_mismatch.any())

@@ -35,9 +35,9 @@ publish() {  # copy the final folder (without training_args.json: it names local
 # 4ds-points: end to end (backbone learning rate x1) from a random 4-layer 4DS, one query per track and 2-frame chunk,
 # 2000 clips: the recipe of benchmarks/bench_readouts.py that beats "tracks stay at the query" (frozen features never
 # do, docs/READOUT_EVIDENCE.md). Readout: learned feature position embedding, 6 Fourier bands, query-point features.
-# The certainty loss is off (weight 0: the logit keeps its +2 bias, so "occluded" is the visibility logit alone): with
-# it, this run predicted every point occluded (its certainty target, within 3 px at 32x32, is met by too few points),
-# which scores average Jaccard 0.
+# The certainty loss is off (weight 0: the logit keeps its +2 bias, so "occluded" is the visibility logit alone; the
+# certainty target, within 3 px at 32x32, is met by few points). Note: finetune's own Trainer evaluation reads the
+# occlusion from the wrong output (average_jaccard 0 in metrics.json); bench_zoo.py scores the saved model directly.
 for method in "${METHODS[@]}"; do
     case "$method" in
     4ds)

@@ -142,6 +142,27 @@ def test_task_metrics_and_baselines_by_hand():
     assert scores["abs_rel"] == pytest.approx(0.5) and scores["baseline_abs_rel"] == pytest.approx(0.5)
 
 
+def test_points_metrics_read_the_output_fields_by_name():
+    # The Trainer hands compute_metrics the model output's fields as a tuple; the metric must read `tracks` and
+    # `occluded` by name, not by a position that moves when the output class changes.
+    import torch
+
+    from rep4d.modeling.outputs import PointTrackingOutput
+
+    frames, queries = 4, 3
+    tracks = torch.rand(1, queries, frames, 2) * 15
+    occluded = torch.zeros(1, queries, frames, dtype=torch.bool)
+    output = PointTrackingOutput(
+        tracks=tracks, occluded=occluded, visibility_logits=torch.full((1, queries, frames), 3.0),
+        certainty_logits=torch.full((1, queries, frames), -1.0),  # non-zero logits: not an occlusion flag
+    )
+    predictions = tuple(value.numpy() for value in output.to_tuple())
+    query = torch.cat([torch.zeros(1, queries, 1), tracks[:, :, 0].flip(-1)], dim=-1).numpy()  # (t, y, x) at t=0
+    labels = (query, tracks.numpy(), occluded.numpy())
+    scores = task_metrics("points", predictions, labels, (16, 16))
+    assert scores["average_jaccard"] == pytest.approx(1.0) and scores["occlusion_accuracy"] == pytest.approx(1.0)
+
+
 def _moog_tiny():
     from test_moog import tiny_config
 

@@ -18,6 +18,7 @@ first-frame position; pose: the identity rotation; classification: chance (1 / c
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -30,6 +31,7 @@ import numpy as np
 import torch
 from transformers import Trainer, TrainingArguments
 
+from rep4d.modeling.outputs import PointTrackingOutput
 from rep4d.training import metrics as readout_metrics
 from rep4d.training.readout_data import (
     TASK_LABEL_NAMES,
@@ -102,6 +104,13 @@ class FinetuneConfig:
 # ----------------------------------------------------------------------------------------------------------------
 # Backbone and model
 # ----------------------------------------------------------------------------------------------------------------
+
+
+def prediction_index(output_class, name: str) -> int:
+    """Position of the output field ``name`` in the Trainer's ``predictions`` tuple (the model output's fields in
+    order, without ``loss``; the fields read here are always set, so none is dropped before them)."""
+    fields = [field.name for field in dataclasses.fields(output_class) if field.name != "loss"]
+    return fields.index(name)
 
 
 def pixel_normalisation(backbone_config) -> tuple[tuple | None, tuple | None]:
@@ -235,7 +244,8 @@ def task_metrics(task: str, predictions: tuple, labels: tuple, image_size, *, ta
         from rep4d.training.tapvid import infer_query_mode
 
         query, gt_tracks, gt_occluded = (np.asarray(value) for value in labels)
-        pred_tracks, pred_occluded = np.asarray(predictions[0]), np.asarray(predictions[3]).astype(bool)
+        pred_tracks = np.asarray(predictions[prediction_index(PointTrackingOutput, "tracks")])
+        pred_occluded = np.asarray(predictions[prediction_index(PointTrackingOutput, "occluded")]).astype(bool)
         paired = infer_query_mode(query, gt_occluded)
         if tapvid_query_mode is None:
             tapvid_query_mode = paired

@@ -12,8 +12,8 @@ from __future__ import annotations
 import unittest
 
 import torch
-from torch import nn
-from transformers_tests.test_modeling_common import ModelTesterMixin, floats_tensor
+from conformance.common import BoolOutputsEquivalenceMixin, Rep4dModelTestMixin
+from transformers_tests.test_modeling_common import floats_tensor
 
 from rep4d.configuration.configuration_moog import MooGConfig
 from rep4d.modeling.modeling_moog import (
@@ -117,33 +117,17 @@ class MooGModelTester:
 
 
 _NO_LOSS = "the released MooG tracking heads have no training loss (inference heads converted from the checkpoints)"
-_VLM_VIDEO_FEATURES = (
-    "transformers' get_video_features tests check the VLM contract (pixel_values_videos -> "
-    "BaseModelOutputWithPooling); rep4d's get_video_features returns its (B, T, N, C) VideoFeaturesOutput"
-)
 
 
-class _MooGTestBase(ModelTesterMixin):
+class _MooGTestBase(BoolOutputsEquivalenceMixin, Rep4dModelTestMixin):
     model_class = MooGModel
     tracking_head = "point"
-    test_resize_embeddings = False  # reason: a convolutional encoder, no token embeddings to resize
-    test_torch_exportable = False  # reason: not exercised by the stand-in ExportTesterMixin of the sdist
     # Inputs besides the main one that tests building their own inputs (eager vs SDPA) pass: the initial-state noise
     # (else the two calls start from different random states) and the heads' queries / targets.
     additional_model_inputs = ["initial_noise", "query_points", "query_boxes", "labels", "offsets", "queries"]
 
-    def setUp(self):
-        self.all_model_classes = (self.model_class,)
-        self.model_tester = MooGModelTester(self, model_class=self.model_class, tracking_head=self.tracking_head)
-
-    def test_model_get_set_embeddings(self):
-        # As VideoMAE's override: the input embedding is the encoder (pixels -> tokens), not an nn.Embedding.
-        config, _ = self.model_tester.prepare_config_and_inputs_for_common()
-        for model_class in self.all_model_classes:
-            model = model_class(config)
-            self.assertIsInstance(model.get_input_embeddings(), nn.Module)
-            output = model.get_output_embeddings()
-            self.assertTrue(output is None or isinstance(output, nn.Linear))
+    def get_model_tester(self):
+        return MooGModelTester(self, model_class=self.model_class, tracking_head=self.tracking_head)
 
     @unittest.skip(
         reason="MooG is recurrent over frames: hidden states and attentions are per-frame tensors stacked over time "
@@ -153,91 +137,25 @@ class _MooGTestBase(ModelTesterMixin):
     def test_retain_grad_hidden_states_attentions(self):
         pass
 
-    def test_model_outputs_equivalence(self):
-        # transformers' check compares every output with torch.allclose, which bool outputs (the point heads'
-        # ``occluded``, bool as in every rep4d point head) do not support: the same check, exact for bool tensors.
-        config, inputs_dict = self.model_tester.prepare_config_and_inputs_for_common()
 
-        def check(tuple_object, dict_object):
-            if isinstance(tuple_object, (list, tuple)):
-                self.assertEqual(len(tuple_object), len(dict_object))
-                for a, b in zip(tuple_object, dict_object):
-                    check(a, b)
-            elif isinstance(tuple_object, torch.Tensor):
-                if tuple_object.dtype == torch.bool:
-                    self.assertTrue(torch.equal(tuple_object, dict_object))
-                else:
-                    self.assertTrue(torch.allclose(tuple_object.nan_to_num(), dict_object.nan_to_num(), atol=1e-5))
-
-        for model_class in self.all_model_classes:
-            model = model_class(config).eval()
-            for extra in ({}, {"output_hidden_states": True}, {"output_attentions": True}):
-                if "attentions" in str(extra) and not self.has_attentions:
-                    continue
-                if "hidden" in str(extra) and model_class is MooGTrackingHeadModel:
-                    continue
-                model.set_attn_implementation("eager")
-                with torch.no_grad():
-                    tuple_output = model(**inputs_dict, return_dict=False, **extra)
-                    dict_output = model(**inputs_dict, return_dict=True, **extra)
-                self.assertIsInstance(tuple_output, tuple)
-                check(tuple_output, dict_output.to_tuple())
-
-    # parameterized.expand names the cases test_get_video_features_output_0/_1/_2 (return_dict True/False/None).
-    @unittest.skip(reason=_VLM_VIDEO_FEATURES)
-    def test_get_video_features_output_0(self):
-        pass
-
-    @unittest.skip(reason=_VLM_VIDEO_FEATURES)
-    def test_get_video_features_output_1(self):
-        pass
-
-    @unittest.skip(reason=_VLM_VIDEO_FEATURES)
-    def test_get_video_features_output_2(self):
-        pass
-
-    @unittest.skip(reason=_VLM_VIDEO_FEATURES)
-    def test_get_video_features_hidden_states(self):
-        pass
-
-    @unittest.skip(reason=_VLM_VIDEO_FEATURES)
-    def test_get_video_features_attentions(self):
-        pass
-
-
-class _NoLossMixin:
-    @unittest.skip(reason=_NO_LOSS)
-    def test_training(self):
-        pass
-
-    @unittest.skip(reason=_NO_LOSS)
-    def test_training_gradient_checkpointing(self):
-        pass
-
-    @unittest.skip(reason=_NO_LOSS)
-    def test_training_gradient_checkpointing_use_reentrant_false(self):
-        pass
-
-    @unittest.skip(reason=_NO_LOSS)
-    def test_training_gradient_checkpointing_use_reentrant_true(self):
-        pass
-
-
-class MooGModelTest(_NoLossMixin, _MooGTestBase, unittest.TestCase):
+class MooGModelTest(_MooGTestBase, unittest.TestCase):
     # MooGConfig's ConfigTester run: tests/conformance/test_config_conformance.py.
     model_class = MooGModel
+    no_loss_reason = _NO_LOSS
 
 
 class MooGForNextFramePredictionTest(_MooGTestBase, unittest.TestCase):
     model_class = MooGForNextFramePrediction
 
 
-class MooGForPointTrackingTest(_NoLossMixin, _MooGTestBase, unittest.TestCase):
+class MooGForPointTrackingTest(_MooGTestBase, unittest.TestCase):
     model_class = MooGForPointTracking
+    no_loss_reason = _NO_LOSS
 
 
-class MooGForBoxTrackingTest(_NoLossMixin, _MooGTestBase, unittest.TestCase):
+class MooGForBoxTrackingTest(_MooGTestBase, unittest.TestCase):
     model_class = MooGForBoxTracking
+    no_loss_reason = _NO_LOSS
     tracking_head = "box"
 
 
@@ -251,9 +169,11 @@ _HEAD_ONLY = (
 )
 
 
-class MooGTrackingHeadModelTest(_NoLossMixin, _MooGTestBase, unittest.TestCase):
+class MooGTrackingHeadModelTest(_MooGTestBase, unittest.TestCase):
     model_class = MooGTrackingHeadModel
+    no_loss_reason = _NO_LOSS
     has_attentions = False  # reason: see _HEAD_ONLY
+    has_hidden_states = False  # reason: see _HEAD_ONLY
 
     def test_model_get_set_embeddings(self):
         config, _ = self.model_tester.prepare_config_and_inputs_for_common()

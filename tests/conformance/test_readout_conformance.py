@@ -9,8 +9,9 @@ from __future__ import annotations
 import unittest
 
 import torch
+from conformance.common import BoolOutputsEquivalenceMixin, Rep4dModelTestMixin
 from torch import nn
-from transformers_tests.test_modeling_common import ModelTesterMixin, floats_tensor
+from transformers_tests.test_modeling_common import floats_tensor
 
 from rep4d.configuration.configuration_fourds import FourDSConfig
 from rep4d.configuration.configuration_readout import ReadoutConfig
@@ -105,21 +106,15 @@ class ReadoutModelTester:
         return self.get_config(), inputs_dict
 
 
-_VLM_VIDEO_FEATURES = "readouts have no get_video_features (their backbones do)"
-
-
-class _ReadoutTestBase(ModelTesterMixin):
+class _ReadoutTestBase(BoolOutputsEquivalenceMixin, Rep4dModelTestMixin):
     model_class = ReadoutForDepthEstimation
     batch_size = 2
-    test_resize_embeddings = False  # reason: the backbone's patch Conv3d, no token embeddings to resize
-    test_torch_exportable = False  # reason: not exercised by the stand-in ExportTesterMixin of the sdist
     # The queries a head needs, for the tests that build their own inputs (eager vs SDPA).
     additional_model_inputs = ["query_points", "query_boxes"]
     _is_composite = True  # ReadoutConfig holds the backbone's config as a sub-config (backbone_config)
 
-    def setUp(self):
-        self.all_model_classes = (self.model_class,)
-        self.model_tester = ReadoutModelTester(self, model_class=self.model_class, batch_size=self.batch_size)
+    def get_model_tester(self):
+        return ReadoutModelTester(self, model_class=self.model_class, batch_size=self.batch_size)
 
     def test_model_get_set_embeddings(self):
         # As VideoMAE's override: the input embedding is the backbone's tubelet projection, not an nn.Embedding.
@@ -135,31 +130,6 @@ class _ReadoutTestBase(ModelTesterMixin):
     )
     def test_correct_missing_keys(self):
         pass
-
-    def test_model_outputs_equivalence(self):
-        # transformers' check compares every output with torch.allclose, which bool outputs (the point head's
-        # ``occluded``) do not support: the same check, exact for bool tensors.
-        config, inputs_dict = self.model_tester.prepare_config_and_inputs_for_common()
-
-        def check(tuple_object, dict_object):
-            if isinstance(tuple_object, (list, tuple)):
-                self.assertEqual(len(tuple_object), len(dict_object))
-                for a, b in zip(tuple_object, dict_object):
-                    check(a, b)
-            elif isinstance(tuple_object, torch.Tensor):
-                if tuple_object.dtype == torch.bool:
-                    self.assertTrue(torch.equal(tuple_object, dict_object))
-                else:
-                    self.assertTrue(torch.allclose(tuple_object.nan_to_num(), dict_object.nan_to_num(), atol=1e-5))
-
-        model = self.model_class(config).eval()
-        model.set_attn_implementation("eager")
-        for extra in ({}, {"output_hidden_states": True}, {"output_attentions": True}):
-            with torch.no_grad():
-                tuple_output = model(**inputs_dict, return_dict=False, **extra)
-                dict_output = model(**inputs_dict, return_dict=True, **extra)
-            self.assertIsInstance(tuple_output, tuple)
-            check(tuple_output, dict_output.to_tuple())
 
 
 class ReadoutForDepthEstimationTest(_ReadoutTestBase, unittest.TestCase):

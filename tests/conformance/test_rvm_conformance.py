@@ -5,9 +5,9 @@ from __future__ import annotations
 import unittest
 
 import torch
-from torch import nn
+from conformance.common import BASE_MODEL_NO_LOSS, Rep4dModelTestMixin
 from transformers_tests.test_configuration_common import ConfigTester
-from transformers_tests.test_modeling_common import ModelTesterMixin, floats_tensor
+from transformers_tests.test_modeling_common import floats_tensor
 
 from rep4d.configuration.configuration_rvm import RVMConfig
 from rep4d.modeling.modeling_rvm import RVMForMaskedReconstruction, RVMModel
@@ -84,29 +84,13 @@ class RVMModelTester:
         return self.get_config(), inputs_dict
 
 
-class _RVMTestBase(ModelTesterMixin):
+class _RVMTestBase(Rep4dModelTestMixin):
     model_class = RVMModel
-    test_resize_embeddings = False  # reason: a patch Conv2d, no token embeddings to resize
-    test_torch_exportable = False  # reason: not exercised by the stand-in ExportTesterMixin of the sdist
+    model_tester_class = RVMModelTester
 
     def setUp(self):
-        if self._testMethodName.startswith("test_get_video_features"):
-            self.skipTest(
-                "transformers' get_video_features tests check the VLM contract (pixel_values_videos -> "
-                "BaseModelOutputWithPooling); rep4d's get_video_features returns its (B, T, N, C) VideoFeaturesOutput"
-            )
-        self.all_model_classes = (self.model_class,)
-        self.model_tester = RVMModelTester(self, model_class=self.model_class)
+        super().setUp()
         self.config_tester = ConfigTester(self, config_class=RVMConfig, has_text_modality=False, hidden_size=36)
-
-    def test_model_get_set_embeddings(self):
-        # As VideoMAE's override: the input embedding is the patch projection, not an nn.Embedding.
-        config, _ = self.model_tester.prepare_config_and_inputs_for_common()
-        for model_class in self.all_model_classes:
-            model = model_class(config)
-            self.assertIsInstance(model.get_input_embeddings(), nn.Module)
-            output = model.get_output_embeddings()
-            self.assertTrue(output is None or isinstance(output, nn.Linear))
 
     @unittest.skip(
         reason="RVM runs its ViT frame by frame; hidden_states / attentions are those per-frame tensors stacked over "
@@ -118,25 +102,10 @@ class _RVMTestBase(ModelTesterMixin):
 
 class RVMModelTest(_RVMTestBase, unittest.TestCase):
     model_class = RVMModel
+    no_loss_reason = BASE_MODEL_NO_LOSS
 
     def test_config(self):
         self.config_tester.run_common_tests()
-
-    @unittest.skip(reason="base model without a loss (transformers skips its own base models here by mapping name)")
-    def test_training(self):
-        pass
-
-    @unittest.skip(reason="base model without a loss, see test_training")
-    def test_training_gradient_checkpointing(self):
-        pass
-
-    @unittest.skip(reason="base model without a loss, see test_training")
-    def test_training_gradient_checkpointing_use_reentrant_false(self):
-        pass
-
-    @unittest.skip(reason="base model without a loss, see test_training")
-    def test_training_gradient_checkpointing_use_reentrant_true(self):
-        pass
 
 
 class RVMForMaskedReconstructionTest(_RVMTestBase, unittest.TestCase):
