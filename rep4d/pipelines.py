@@ -307,7 +307,40 @@ class VideoDepthEstimationPipeline(_VideoPipeline):
         }
 
 
-class PointTrackingPipeline(_VideoPipeline):
+class _QueryTrackingPipeline(_VideoPipeline):
+    """Shared plumbing of the tracking pipelines: a required query array (keyword ``query_name``, or the second
+    positional argument) goes to ``preprocess``, which keeps it as ``_queries``; ``postprocess`` finds it again
+    under ``model_outputs["queries"]``."""
+
+    query_name: str = ""
+    missing_query_message: str = ""
+
+    def __init__(self, model, *args, **kwargs):
+        super().__init__(_saved_architecture(model), *args, **kwargs)
+
+    def _sanitize_parameters(self, num_frames=None, **kwargs):
+        preprocess = {}
+        if kwargs.get(self.query_name) is not None:
+            preprocess[self.query_name] = kwargs[self.query_name]
+        if num_frames is not None:
+            preprocess["num_frames"] = num_frames
+        return preprocess, {}, {}
+
+    def __call__(self, video, queries=None, **kwargs):
+        if queries is None:
+            queries = kwargs.pop(self.query_name, None)
+        if queries is None:
+            raise ValueError(self.missing_query_message)
+        return super().__call__(video, **{self.query_name: queries}, **kwargs)
+
+    def _forward(self, model_inputs):
+        queries = model_inputs.pop("_queries")
+        result = super()._forward(model_inputs)
+        result["queries"] = queries
+        return result
+
+
+class PointTrackingPipeline(_QueryTrackingPipeline):
     """Query points in, tracks out, in the video's coordinates.
 
     ``query_points``: (Q, 3) as (t, y, x): t a frame index of the video (one of the frames the model reads, see
@@ -316,21 +349,8 @@ class PointTrackingPipeline(_VideoPipeline):
     "query_points": (Q, 3) as given, "frame_indices", "fps"}``.
     """
 
-    def __init__(self, model, *args, **kwargs):
-        super().__init__(_saved_architecture(model), *args, **kwargs)
-
-    def _sanitize_parameters(self, query_points=None, num_frames=None, **kwargs):
-        preprocess = {}
-        if query_points is not None:
-            preprocess["query_points"] = query_points
-        if num_frames is not None:
-            preprocess["num_frames"] = num_frames
-        return preprocess, {}, {}
-
-    def __call__(self, video, query_points=None, **kwargs):
-        if query_points is None:
-            raise ValueError("point tracking needs query_points: a (Q, 3) array of (t, y, x) video frame and pixels")
-        return super().__call__(video, query_points=query_points, **kwargs)
+    query_name = "query_points"
+    missing_query_message = "point tracking needs query_points: a (Q, 3) array of (t, y, x) video frame and pixels"
 
     def preprocess(self, video, query_points=None, num_frames=None):
         config = self.model.config
@@ -357,12 +377,6 @@ class PointTrackingPipeline(_VideoPipeline):
         inputs["_queries"] = queries
         return inputs
 
-    def _forward(self, model_inputs):
-        queries = model_inputs.pop("_queries")
-        result = super()._forward(model_inputs)
-        result["queries"] = queries
-        return result
-
     def postprocess(self, model_outputs):
         outputs, geometry = model_outputs["outputs"], model_outputs["geometry"]
         tracks = geometry.to_video_xy(outputs["tracks"][0].float().cpu())
@@ -376,28 +390,15 @@ class PointTrackingPipeline(_VideoPipeline):
         }
 
 
-class BoxTrackingPipeline(_VideoPipeline):
+class BoxTrackingPipeline(_QueryTrackingPipeline):
     """First-frame boxes in, box tracks out, in the video's pixels.
 
     ``query_boxes``: (O, 4) as (x_min, y_min, x_max, y_max) pixels of the video, on the first frame of the clip.
     Returns ``{"boxes": (O, T, 4) (x_min, y_min, x_max, y_max) video pixels, "query_boxes", "frame_indices", "fps"}``.
     """
 
-    def __init__(self, model, *args, **kwargs):
-        super().__init__(_saved_architecture(model), *args, **kwargs)
-
-    def _sanitize_parameters(self, query_boxes=None, num_frames=None, **kwargs):
-        preprocess = {}
-        if query_boxes is not None:
-            preprocess["query_boxes"] = query_boxes
-        if num_frames is not None:
-            preprocess["num_frames"] = num_frames
-        return preprocess, {}, {}
-
-    def __call__(self, video, query_boxes=None, **kwargs):
-        if query_boxes is None:
-            raise ValueError("box tracking needs query_boxes: an (O, 4) array of (x_min, y_min, x_max, y_max) pixels")
-        return super().__call__(video, query_boxes=query_boxes, **kwargs)
+    query_name = "query_boxes"
+    missing_query_message = "box tracking needs query_boxes: an (O, 4) array of (x_min, y_min, x_max, y_max) pixels"
 
     def preprocess(self, video, query_boxes=None, num_frames=None):
         config = self.model.config
@@ -416,12 +417,6 @@ class BoxTrackingPipeline(_VideoPipeline):
         inputs["query_boxes"] = corners.flip(-1).reshape(-1, 4).clamp(0, 1).unsqueeze(0)
         inputs["_queries"] = boxes
         return inputs
-
-    def _forward(self, model_inputs):
-        queries = model_inputs.pop("_queries")
-        result = super()._forward(model_inputs)
-        result["queries"] = queries
-        return result
 
     def postprocess(self, model_outputs):
         outputs, geometry = model_outputs["outputs"], model_outputs["geometry"]

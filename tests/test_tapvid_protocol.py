@@ -146,7 +146,7 @@ def test_mismatched_explicit_scoring_is_refused():
     occluded = np.zeros((1, 2, 4), bool)
     tracks = np.full((1, 2, 4, 2), 5.0)
     query = np.array([[[2.0, 5.0, 5.0], [0.0, 5.0, 5.0]]])  # track 0 is visible at frame 0 but queried at 2
-    predictions = (tracks, None, None, occluded)
+    predictions = (tracks, occluded)  # the point output's fields in order: tracks, occluded, ...
     assert tapvid.infer_query_mode(query, occluded) == "strided"
     with pytest.raises(ValueError, match="first visible frame"):
         task_metrics("points", predictions, (query, tracks, occluded), (16, 16), tapvid_query_mode="first")

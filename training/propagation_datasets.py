@@ -138,10 +138,18 @@ class PropagationDataset:
 
 
 class _SegmentationDataset(PropagationDataset):
+    """Frames under ``frames_dir/<video>``, PNG label maps under ``labels_dir/<video>``, the split's video ids listed
+    in ``split_list`` (a path below the root, ``{split}`` filled in)."""
+
     task = "mask"
     frames_dir = ""
     labels_dir = ""
     frame_suffix = ".jpg"
+    split_list = ""
+
+    def __init__(self, root: str | os.PathLike, split: str = "val"):
+        super().__init__(root)
+        self.video_ids = _read_list(self.root / self.split_list.format(split=split), self.layout)
 
     def load(self, video_id: str) -> PropagationSample:
         frame_files = _sorted_files(self.root / self.frames_dir / video_id, self.frame_suffix, self.layout)
@@ -166,10 +174,7 @@ class DavisDataset(_SegmentationDataset):
     layout = DAVIS_LAYOUT
     frames_dir = "JPEGImages/480p"
     labels_dir = "Annotations/480p"
-
-    def __init__(self, root: str | os.PathLike, split: str = "val"):
-        super().__init__(root)
-        self.video_ids = _read_list(self.root / "ImageSets" / "2017" / f"{split}.txt", self.layout)
+    split_list = "ImageSets/2017/{split}.txt"
 
 
 class VIPDataset(_SegmentationDataset):
@@ -179,10 +184,7 @@ class VIPDataset(_SegmentationDataset):
     layout = VIP_LAYOUT
     frames_dir = "Images"
     labels_dir = "Annotations/Category_ids"
-
-    def __init__(self, root: str | os.PathLike, split: str = "val"):
-        super().__init__(root)
-        self.video_ids = _read_list(self.root / "lists" / f"{split}_videos.txt", self.layout)
+    split_list = "lists/{split}_videos.txt"
 
 
 def read_joint_positions(path: str | os.PathLike) -> np.ndarray:

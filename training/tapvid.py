@@ -191,6 +191,17 @@ def decode_frames(video) -> np.ndarray:
     return frames
 
 
+def _check_tapvid_example(num_frames: int, points: np.ndarray, occluded: np.ndarray) -> None:
+    """A ValueError unless ``points`` are (N, T, 2), ``occluded`` (N, T) and T is the video's ``num_frames``."""
+    if points.ndim != 3 or points.shape[-1] != 2 or occluded.shape != points.shape[:2]:
+        raise ValueError(
+            f"TAP-Vid points must be (N, T, 2) as (x, y) in [0, 1] and occluded (N, T), got {points.shape} and "
+            f"{occluded.shape}"
+        )
+    if num_frames != points.shape[1]:
+        raise ValueError(f"TAP-Vid video has {num_frames} frames but the tracks have {points.shape[1]}")
+
+
 def prepare_tapvid_example(video, points, occluded, query_mode: str, resolution=TAPVID_RESOLUTION,
                            query_stride: int = DEFAULT_QUERY_STRIDE, in_place_points: bool = False) -> dict:
     """One pickle entry -> tapnet's evaluation example: frames resized to ``resolution`` (None keeps them), scaled
@@ -202,13 +213,7 @@ def prepare_tapvid_example(video, points, occluded, query_mode: str, resolution=
     frames = decode_frames(video)
     points = np.asarray(points)
     occluded = np.asarray(occluded)
-    if points.ndim != 3 or points.shape[-1] != 2 or occluded.shape != points.shape[:2]:
-        raise ValueError(
-            f"TAP-Vid points must be (N, T, 2) as (x, y) in [0, 1] and occluded (N, T), got {points.shape} and "
-            f"{occluded.shape}"
-        )
-    if frames.shape[0] != points.shape[1]:
-        raise ValueError(f"TAP-Vid video has {frames.shape[0]} frames but the tracks have {points.shape[1]}")
+    _check_tapvid_example(frames.shape[0], points, occluded)
     if resolution is not None and tuple(int(size) for size in resolution) != frames.shape[1:3]:
         frames = resize_video(frames, resolution)
     frames = frames.astype(np.float32) / 255.0 * 2.0 - 1.0
@@ -369,13 +374,7 @@ class TapVidProtocol:
         shorter than one clip gives no example."""
         frames = decode_frames(video)
         points, occluded = np.asarray(points), np.asarray(occluded, dtype=bool)
-        if points.ndim != 3 or points.shape[-1] != 2 or occluded.shape != points.shape[:2]:
-            raise ValueError(
-                f"TAP-Vid points must be (N, T, 2) as (x, y) in [0, 1] and occluded (N, T), got {points.shape} and "
-                f"{occluded.shape}"
-            )
-        if frames.shape[0] != points.shape[1]:
-            raise ValueError(f"TAP-Vid video has {frames.shape[0]} frames but the tracks have {points.shape[1]}")
+        _check_tapvid_example(frames.shape[0], points, occluded)
         result = []
         for window in self.clip_windows(frames.shape[0]):
             clip = frames[window]

@@ -77,19 +77,10 @@ def _davis_metrics(gt_masks: np.ndarray, masks: np.ndarray) -> dict:
 
 
 def _vip_metrics(gt_masks: np.ndarray, masks: np.ndarray) -> dict:
-    from rep4d.training.propagation_metrics import VIP_CLASSES, compute_iou, vip_confusion
+    from rep4d.protocol_parity.propagation_metrics import vip_arrays
+    from rep4d.training.propagation_metrics import VIP_CLASSES, vip_confusion
 
-    per_frame = vip_confusion(gt_masks, masks, len(VIP_CLASSES))
-    hist = np.zeros((len(VIP_CLASSES), len(VIP_CLASSES)))
-    for frame_hist in per_frame:
-        hist += frame_hist
-    mean_iou, per_class = compute_iou(hist, VIP_CLASSES)
-    return {
-        "hist_per_frame": per_frame,
-        "hist": hist,
-        "iou_per_class": np.array([per_class[name] for name in VIP_CLASSES], dtype=np.float64),
-        "mean_iou": np.asarray(mean_iou, dtype=np.float64),
-    }
+    return vip_arrays(vip_confusion(gt_masks, masks, len(VIP_CLASSES)), VIP_CLASSES)
 
 
 def _jhmdb_metrics(gt_pose: np.ndarray, coords: np.ndarray, visible: np.ndarray) -> dict:

@@ -63,12 +63,20 @@ def run_jhmdb(inputs: dict, num_videos: int) -> dict:
 
 
 def run_vip(inputs: dict, num_videos: int, classes) -> dict:
-    from rep4d.training.propagation_metrics import compute_iou, vip_confusion
+    from rep4d.training.propagation_metrics import vip_confusion
 
     per_frame = np.concatenate(
         [vip_confusion(inputs[f"video{index}/gt"], inputs[f"video{index}/pred"], len(classes))
          for index in range(num_videos)]
     )
+    return vip_arrays(per_frame, classes)
+
+
+def vip_arrays(per_frame: np.ndarray, classes) -> dict:
+    """The VIP parity arrays of (F, K, K) per-frame confusion matrices: ``hist_per_frame``, their sum ``hist``,
+    ``iou_per_class`` (K,) in the order of ``classes`` and ``mean_iou``."""
+    from rep4d.training.propagation_metrics import compute_iou
+
     hist = np.zeros((len(classes), len(classes)))
     for frame_hist in per_frame:
         hist += frame_hist

@@ -35,6 +35,27 @@ TRAINING_TESTS = frozenset(
     }
 )
 BASE_MODEL_NO_LOSS = "base model without a loss (transformers skips its own base models here by mapping name)"
+STACKED_OVER_FRAMES = (
+    "{family} runs frame by frame: hidden_states / attentions are the per-frame tensors stacked over time (B, T, ...) "
+    "for the output, copies that are not on the path to the model output, so they hold no .grad"
+)
+
+
+class TinyModelTester:
+    """Base of the tiny-config testers (as transformers' ``*ModelTester``): the class attributes are the sizes, a
+    keyword argument overrides one; a subclass's ``__init__`` derives the rest (``seq_length``...) after this one."""
+
+    batch_size = 2
+    num_channels = 3
+    is_training = True
+
+    def __init__(self, parent, model_class, **sizes):
+        self.parent = parent
+        self.model_class = model_class
+        for name, value in sizes.items():
+            if not hasattr(self, name):
+                raise TypeError(f"{type(self).__name__} has no size {name!r}")
+            setattr(self, name, value)
 
 
 class Rep4dModelTestMixin(ModelTesterMixin):
@@ -45,6 +66,7 @@ class Rep4dModelTestMixin(ModelTesterMixin):
     test_resize_embeddings = False  # reason: a patch / tubelet projection or conv encoder, no token embeddings
     test_torch_exportable = False  # reason: not exercised by the stand-in ExportTesterMixin of the sdist
     no_loss_reason: str | None = None  # set for a model without a training loss: skips transformers' training tests
+    runs_frame_by_frame: str | None = None  # the family name of a model whose per-frame outputs are stacked over time
 
     def setUp(self):
         name = self._testMethodName
@@ -52,6 +74,8 @@ class Rep4dModelTestMixin(ModelTesterMixin):
             self.skipTest(VLM_VIDEO_FEATURES)
         if name in TRAINING_TESTS and self.no_loss_reason is not None:
             self.skipTest(self.no_loss_reason)
+        if name == "test_retain_grad_hidden_states_attentions" and self.runs_frame_by_frame is not None:
+            self.skipTest(STACKED_OVER_FRAMES.format(family=self.runs_frame_by_frame))
         self.all_model_classes = (self.model_class,)
         self.model_tester = self.get_model_tester()
 

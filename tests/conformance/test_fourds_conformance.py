@@ -5,7 +5,7 @@ from __future__ import annotations
 import unittest
 
 import torch
-from conformance.common import BASE_MODEL_NO_LOSS, Rep4dModelTestMixin
+from conformance.common import BASE_MODEL_NO_LOSS, Rep4dModelTestMixin, TinyModelTester
 from transformers_tests.test_configuration_common import ConfigTester
 from transformers_tests.test_modeling_common import floats_tensor
 
@@ -13,47 +13,29 @@ from rep4d.configuration.configuration_fourds import FourDSConfig
 from rep4d.modeling.modeling_fourds import FourDSForDepthEstimation, FourDSForPreTraining, FourDSModel
 
 
-class FourDSModelTester:
+class FourDSModelTester(TinyModelTester):
     """Tiny 4DS: 4 frames of 8x8, 2x4x4 tubelets (2x2x2 = 8 tokens), 2 blocks; ``readout_depth`` 1.0 reads block 1
     of 2 (the reference list ``[tokens, tokens, out_0]``), so the depth model leaves one block out."""
 
-    def __init__(
-        self,
-        parent,
-        model_class=FourDSModel,
-        batch_size=2,
-        num_frames=4,
-        image_size=8,
-        num_channels=3,
-        tubelet_size=(2, 4, 4),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=37,
-        mask_ratio=0.5,
-        is_training=True,
-    ):
-        self.parent = parent
-        self.model_class = model_class
-        self.batch_size = batch_size
-        self.num_frames = num_frames
-        self.image_size = image_size
-        self.num_channels = num_channels
-        self.tubelet_size = list(tubelet_size)
-        self.hidden_size = hidden_size
-        self.num_hidden_layers = num_hidden_layers
-        self.config_num_hidden_layers = num_hidden_layers
-        self.num_attention_heads = num_attention_heads
-        self.intermediate_size = intermediate_size
-        self.mask_ratio = mask_ratio
-        self.is_training = is_training
+    num_frames = 4
+    image_size = 8
+    tubelet_size = (2, 4, 4)
+    hidden_size = 32
+    num_hidden_layers = 2
+    num_attention_heads = 4
+    intermediate_size = 37
+    mask_ratio = 0.5
+
+    def __init__(self, parent, model_class=FourDSModel, **sizes):
+        super().__init__(parent, model_class, **sizes)
+        self.config_num_hidden_layers = self.num_hidden_layers
         config = self.get_config()
         self.num_tokens = config.num_tokens
         self.seq_length = self.num_tokens
         if model_class is FourDSForPreTraining:
             # The encoder blocks see the visible tubelets only (as ViTMAE's tester): hidden_states[0] and the first
             # attention maps are over those.
-            self.num_masked = int(round(self.num_tokens * mask_ratio))
+            self.num_masked = int(round(self.num_tokens * self.mask_ratio))
             self.seq_length = self.num_tokens - self.num_masked
         if model_class is FourDSForDepthEstimation:
             # The depth model holds (and runs) the blocks up to its readout layer only.
@@ -66,7 +48,7 @@ class FourDSModelTester:
             num_hidden_layers=self.config_num_hidden_layers,
             num_attention_heads=self.num_attention_heads,
             intermediate_size=self.intermediate_size,
-            tubelet_size=self.tubelet_size,
+            tubelet_size=list(self.tubelet_size),
             image_size=[self.image_size, self.image_size],
             num_frames=self.num_frames,
             num_channels=self.num_channels,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import unittest
 
 import torch
-from conformance.common import BoolOutputsEquivalenceMixin, Rep4dModelTestMixin
+from conformance.common import BoolOutputsEquivalenceMixin, Rep4dModelTestMixin, TinyModelTester
 from transformers_tests.test_modeling_common import floats_tensor
 
 from rep4d.configuration.configuration_moog import MooGConfig
@@ -26,39 +26,22 @@ from rep4d.modeling.modeling_moog import (
 )
 
 
-class MooGModelTester:
+class MooGModelTester(TinyModelTester):
     """Tiny MooG: 2 frames of 16x16, a 4-conv encoder (4x4 tokens), K = 6 state tokens of width 16, one predictor
     and one corrector layer with 2 heads; heads read 2-frame clips."""
 
-    def __init__(
-        self,
-        parent,
-        model_class=MooGModel,
-        batch_size=2,
-        num_frames=2,
-        image_size=16,
-        num_channels=3,
-        hidden_size=16,
-        num_tokens=6,
-        num_attention_heads=2,
-        num_queries=3,
-        tracking_head="point",
-        is_training=True,
-    ):
-        self.parent = parent
-        self.model_class = model_class
-        self.batch_size = batch_size
-        self.num_frames = num_frames
-        self.image_size = image_size
-        self.num_channels = num_channels
-        self.hidden_size = hidden_size
-        self.num_tokens = num_tokens
-        self.num_attention_heads = num_attention_heads
-        self.num_hidden_layers = 2  # 1 predictor + 1 corrector layer
-        self.seq_length = num_tokens
-        self.num_queries = num_queries
-        self.tracking_head = tracking_head
-        self.is_training = is_training
+    num_frames = 2
+    image_size = 16
+    hidden_size = 16
+    num_tokens = 6
+    num_attention_heads = 2
+    num_hidden_layers = 2  # 1 predictor + 1 corrector layer
+    num_queries = 3
+    tracking_head = "point"
+
+    def __init__(self, parent, model_class=MooGModel, **sizes):
+        super().__init__(parent, model_class, **sizes)
+        self.seq_length = self.num_tokens
 
     def get_config(self) -> MooGConfig:
         heads, frames = self.num_attention_heads, self.num_frames
@@ -122,20 +105,13 @@ _NO_LOSS = "the released MooG tracking heads have no training loss (inference he
 class _MooGTestBase(BoolOutputsEquivalenceMixin, Rep4dModelTestMixin):
     model_class = MooGModel
     tracking_head = "point"
+    runs_frame_by_frame = "MooG (recurrent over frames)"
     # Inputs besides the main one that tests building their own inputs (eager vs SDPA) pass: the initial-state noise
     # (else the two calls start from different random states) and the heads' queries / targets.
     additional_model_inputs = ["initial_noise", "query_points", "query_boxes", "labels", "offsets", "queries"]
 
     def get_model_tester(self):
         return MooGModelTester(self, model_class=self.model_class, tracking_head=self.tracking_head)
-
-    @unittest.skip(
-        reason="MooG is recurrent over frames: hidden states and attentions are per-frame tensors stacked over time "
-        "(B, T, ...) for the output, and the stacked copies are not on the graph of the model output (the per-frame "
-        "tensors are), so they get no gradient"
-    )
-    def test_retain_grad_hidden_states_attentions(self):
-        pass
 
 
 class MooGModelTest(_MooGTestBase, unittest.TestCase):
@@ -174,6 +150,7 @@ class MooGTrackingHeadModelTest(_MooGTestBase, unittest.TestCase):
     no_loss_reason = _NO_LOSS
     has_attentions = False  # reason: see _HEAD_ONLY
     has_hidden_states = False  # reason: see _HEAD_ONLY
+    runs_frame_by_frame = None  # a head on given features: its skip of test_retain_grad_... is _HEAD_ONLY
 
     def test_model_get_set_embeddings(self):
         config, _ = self.model_tester.prepare_config_and_inputs_for_common()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import unittest
 
 import torch
-from conformance.common import BoolOutputsEquivalenceMixin, Rep4dModelTestMixin
+from conformance.common import BoolOutputsEquivalenceMixin, Rep4dModelTestMixin, TinyModelTester
 from torch import nn
 from transformers_tests.test_modeling_common import floats_tensor
 
@@ -25,40 +25,24 @@ from rep4d.modeling.modeling_readout import (
 )
 
 
-class ReadoutModelTester:
+class ReadoutModelTester(TinyModelTester):
     """A tiny 4DS (4 frames of 8x8, 2x4x4 tubelets: 8 tokens, 3 blocks of width 32, of which the readout holds the
     one below its readout layer) under a 16-wide readout, trained end to end."""
 
-    def __init__(
-        self,
-        parent,
-        model_class=ReadoutForDepthEstimation,
-        batch_size=2,
-        num_frames=4,
-        image_size=8,
-        num_channels=3,
-        hidden_size=32,
-        backbone_layers=3,
-        num_attention_heads=4,
-        num_queries=3,
-        is_training=True,
-    ):
-        self.parent = parent
-        self.model_class = model_class
-        self.batch_size = batch_size
-        self.num_frames = num_frames
-        self.image_size = image_size
-        self.num_channels = num_channels
-        self.hidden_size = hidden_size
-        self.backbone_layers = backbone_layers
-        self.num_attention_heads = num_attention_heads
-        self.num_queries = num_queries
-        self.is_training = is_training
+    num_frames = 4
+    image_size = 8
+    hidden_size = 32
+    backbone_layers = 3
+    num_attention_heads = 4
+    num_queries = 3
+
+    def __init__(self, parent, model_class=ReadoutForDepthEstimation, **sizes):
+        super().__init__(parent, model_class, **sizes)
         # The readout reads the default feature layer (readout_depth 0.95: hidden state 1 of 3 blocks) and holds and
         # runs only the blocks up to it (issue 13, bug 3: blocks it owned above it got no gradient), so its
         # hidden_states / attentions are those of that one block.
-        self.num_hidden_layers = hidden_state_index(backbone_layers, FourDSConfig().readout_depth)
-        self.seq_length = (num_frames // 2) * (image_size // 4) ** 2
+        self.num_hidden_layers = hidden_state_index(self.backbone_layers, FourDSConfig().readout_depth)
+        self.seq_length = (self.num_frames // 2) * (self.image_size // 4) ** 2
 
     def get_config(self) -> ReadoutConfig:
         backbone = FourDSConfig(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import unittest
 
 import torch
-from conformance.common import BASE_MODEL_NO_LOSS, Rep4dModelTestMixin
+from conformance.common import BASE_MODEL_NO_LOSS, Rep4dModelTestMixin, TinyModelTester
 from transformers_tests.test_configuration_common import ConfigTester
 from transformers_tests.test_modeling_common import floats_tensor
 
@@ -13,41 +13,22 @@ from rep4d.configuration.configuration_rvm import RVMConfig
 from rep4d.modeling.modeling_rvm import RVMForMaskedReconstruction, RVMModel
 
 
-class RVMModelTester:
+class RVMModelTester(TinyModelTester):
     """Tiny RVM: 3 source frames (2 targets) of 8x8, 4x4 patches (1 CLS + 4 patch tokens), 2 ViT blocks."""
 
-    def __init__(
-        self,
-        parent,
-        model_class=RVMModel,
-        batch_size=2,
-        num_frames=3,
-        num_target_frames=2,
-        image_size=8,
-        patch_size=4,
-        num_channels=3,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=37,
-        mask_ratio=0.5,
-        is_training=True,
-    ):
-        self.parent = parent
-        self.model_class = model_class
-        self.batch_size = batch_size
-        self.num_frames = num_frames
-        self.num_target_frames = num_target_frames
-        self.image_size = image_size
-        self.patch_size = patch_size
-        self.num_channels = num_channels
-        self.hidden_size = hidden_size
-        self.num_hidden_layers = num_hidden_layers
-        self.num_attention_heads = num_attention_heads
-        self.intermediate_size = intermediate_size
-        self.mask_ratio = mask_ratio
-        self.is_training = is_training
-        self.num_patches = (image_size // patch_size) ** 2
+    num_frames = 3
+    num_target_frames = 2
+    image_size = 8
+    patch_size = 4
+    hidden_size = 32
+    num_hidden_layers = 2
+    num_attention_heads = 4
+    intermediate_size = 37
+    mask_ratio = 0.5
+
+    def __init__(self, parent, model_class=RVMModel, **sizes):
+        super().__init__(parent, model_class, **sizes)
+        self.num_patches = (self.image_size // self.patch_size) ** 2
         self.seq_length = 1 + self.num_patches  # CLS + patches of one frame
 
     def get_config(self) -> RVMConfig:
@@ -87,17 +68,11 @@ class RVMModelTester:
 class _RVMTestBase(Rep4dModelTestMixin):
     model_class = RVMModel
     model_tester_class = RVMModelTester
+    runs_frame_by_frame = "RVM (its ViT)"
 
     def setUp(self):
         super().setUp()
         self.config_tester = ConfigTester(self, config_class=RVMConfig, has_text_modality=False, hidden_size=36)
-
-    @unittest.skip(
-        reason="RVM runs its ViT frame by frame; hidden_states / attentions are those per-frame tensors stacked over "
-        "time (B, T, ...), copies that are not on the path to the output, so they hold no .grad"
-    )
-    def test_retain_grad_hidden_states_attentions(self):
-        pass
 
 
 class RVMModelTest(_RVMTestBase, unittest.TestCase):
