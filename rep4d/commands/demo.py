@@ -68,6 +68,10 @@ def run(args: argparse.Namespace) -> int:
     if min(clip_height, clip_width) < 16:
         raise ValueError(f"--resolution must be at least 16x16, got {clip_height}x{clip_width}")
     video = None if args.no_video else Path(args.video) if args.video else DEMO_VIDEO
+    if args.quiet:  # transformers' own "Loading weights" bars too
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
     if video is not None and not video.is_file():
         raise FileNotFoundError(f"--video: no such video file: {video}")
     summary = run_demo(args.output, num_frames=args.num_frames, resolution=(clip_height, clip_width), seed=args.seed,
