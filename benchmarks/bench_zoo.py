@@ -45,7 +45,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before rep4d imports huggingface_hub
+
+from rep4d.demo import rvm_hidden_pixels  # noqa: E402
+from rep4d.demo import to_hwc as _hwc  # noqa: E402
+from rep4d.training.propagation_metrics import davis_jf  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROPAGATION_SIZE = (64, 64)  # clip size for label propagation (4DS: 8x8 tokens of 8 px; RVM: 16x16 of 4 px)
@@ -103,10 +107,6 @@ def clips(seed: int, count: int, num_frames: int, size, num_points: int = 32) ->
                           query_mode="first") for index in range(count)]
 
 
-def _hwc(video: torch.Tensor) -> np.ndarray:
-    return video.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
-
-
 def bench_moog(model, seed: int, count: int) -> Row:
     config = model.config
     values, baselines = [], []
@@ -155,14 +155,8 @@ def bench_rvm_reconstruction(model, seed: int, count: int, num_frames: int = 8) 
         frames = clip_tensor(clip["video"], config.image_size)
         split = frames.shape[1] // 2
         sources, targets = frames[:, :split], frames[:, split:]
-        with torch.inference_mode():
-            outputs = model(sources, targets, generator=torch.Generator().manual_seed(index))
-        reconstruction = _hwc(outputs.reconstruction[0])
-        truth = _hwc(targets[0])[:, : reconstruction.shape[1], : reconstruction.shape[2]]
-        patch = config.patch_size
-        hidden = outputs.mask[0].cpu().numpy().repeat(patch, axis=1).repeat(patch, axis=2) > 0.5
+        reconstruction, truth, hidden, last_source = rvm_hidden_pixels(model, sources, targets, seed=index)
         seen = np.concatenate([_hwc(sources[0]).reshape(-1, 3), truth[~hidden]])
-        last_source = _hwc(sources[0, -1:])[0][: truth.shape[1], : truth.shape[2]]
         values.append(float(((reconstruction - truth) ** 2)[hidden].mean()))
         baselines.append(float(((seen.mean(0) - truth) ** 2)[hidden].mean()))
         copies.append(float(((last_source[None] - truth) ** 2)[hidden].mean()))
@@ -170,12 +164,6 @@ def bench_rvm_reconstruction(model, seed: int, count: int, num_frames: int = 8) 
                float(np.mean(baselines)), True, count, seed,
                other_baselines={"copy-last-source-frame MSE": float(np.mean(copies))}, clip_values=values,
                clip_baseline_values=baselines)
-
-
-def davis_jf(truth: np.ndarray, predicted: np.ndarray) -> float:
-    from rep4d.training.propagation_metrics import davis_summary, davis_video_scores
-
-    return float(davis_summary([davis_video_scores(truth.astype(np.int64), predicted.astype(np.int64))])["JF_mean"])
 
 
 def bench_propagation(name: str, model, seed: int, count: int, num_frames: int = 8) -> Row:

@@ -437,7 +437,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda but torch.cuda.is_available() is False (use --device cpu for the smoke test)")
-    name = torch.cuda.get_device_name() if args.device == "cuda" else platform_cpu()
+    from bench_official import cpu_name  # the benchmarks' one CPU-name helper (same folder)
+
+    name = torch.cuda.get_device_name() if args.device == "cuda" else cpu_name()
     print(f"gpu_check on {args.device} ({name}); torch {torch.__version__}; native bf16: {native_bf16(args.device)}",
           flush=True)
     results, start = {}, time.perf_counter()
@@ -459,18 +461,6 @@ def main(argv: list[str] | None = None) -> int:
                                         default=str))
         os.replace(tmp, args.json)
     return 1 if failed else 0
-
-
-def platform_cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":

@@ -145,7 +145,7 @@ def fit_clip(frames: np.ndarray, num_frames: int | None, size) -> torch.Tensor:
     return video.unsqueeze(0)
 
 
-def _hwc(video: torch.Tensor) -> np.ndarray:
+def to_hwc(video: torch.Tensor) -> np.ndarray:
     """(T, 3, H, W) tensor -> float (T, H, W, 3) numpy in [0, 1]."""
     return video.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
 
@@ -256,8 +256,8 @@ def moog_next_frame(model, clip: DemoClip, output, description: str = "", seed: 
     frames = fit_clip(clip.frames, None, model.config.image_size)
     with torch.inference_mode():
         prediction = model(frames, generator=torch.Generator().manual_seed(seed))
-    predicted = _hwc(prediction.predicted_pixel_values[0])
-    truth = _hwc(frames[0])
+    predicted = to_hwc(prediction.predicted_pixel_values[0])
+    truth = to_hwc(frames[0])
     result = StepResult("moog_next_frame", clip.name, description, "next-frame MSE",
                         float(((predicted[1:] - truth[1:]) ** 2).mean()), "copy-last-frame MSE",
                         float(((truth[:-1] - truth[1:]) ** 2).mean()), lower_is_better=True)
@@ -307,8 +307,8 @@ def masked_reconstruction(model, clip: DemoClip, output, description: str = "", 
     frames = fit_clip(clip.frames, config.num_frames, config.image_size)
     with torch.inference_mode():
         outputs = model(frames, generator=torch.Generator().manual_seed(seed))
-    reconstruction = _hwc(outputs.reconstruction[0])
-    truth = _hwc(frames[0])
+    reconstruction = to_hwc(outputs.reconstruction[0])
+    truth = to_hwc(frames[0])
     grid = [size // tube for size, tube in zip((config.num_frames, *config.image_size), config.tubelet_size)]
     hidden = tubelet_pixel_mask(outputs.mask[0], grid, config.tubelet_size)[: len(truth)]
     visible_mean = truth[~hidden].mean(0) if (~hidden).any() else np.full(3, 0.5, np.float32)
@@ -335,15 +335,20 @@ def masked_reconstruction(model, clip: DemoClip, output, description: str = "", 
     return result
 
 
+def rvm_hidden_pixels(model, sources: torch.Tensor, targets: torch.Tensor, seed: int):
+    """Run RVM masked reconstruction on one clip and return, as (T, H, W, 3) / (T, H, W) numpy of the target frames:
+    the reconstruction, the true pixels, the hidden-pixel mask and the last source frame (H, W, 3), cropped alike."""
+    with torch.inference_mode():
+        outputs = model(sources, targets, generator=torch.Generator().manual_seed(seed))
+    reconstruction = to_hwc(outputs.reconstruction[0])
+    truth = to_hwc(targets[0])[:, : reconstruction.shape[1], : reconstruction.shape[2]]
+    patch = model.config.patch_size
+    hidden = outputs.mask[0].cpu().numpy().repeat(patch, axis=1).repeat(patch, axis=2) > 0.5
+    last_source = to_hwc(sources[0, -1:])[0][: truth.shape[1], : truth.shape[2]]
+    return reconstruction, truth, hidden, last_source
+
+
 # Step: label propagation -----------------------------------------------------------------------------------------------
-
-
-def davis_jf(truth_masks: np.ndarray, predicted_masks: np.ndarray) -> float:
-    """DAVIS J&F mean of one video (frames 1..T-2 scored, as the official evaluation)."""
-    from rep4d.training.propagation_metrics import davis_summary, davis_video_scores
-
-    return float(davis_summary([davis_video_scores(truth_masks.astype(np.int64),
-                                                   predicted_masks.astype(np.int64))])["JF_mean"])
 
 
 def _mask_panel(frame: np.ndarray, mask: np.ndarray, colors: np.ndarray, min_side: int = 256) -> np.ndarray:
@@ -388,6 +393,8 @@ def label_propagation(model, clip: DemoClip, first_mask: np.ndarray, output, nam
     masks = propagation.masks.astype(np.int64)
     truth = None if clip.truth is None else clip.truth["segmentation"].astype(np.int64)
     if truth is not None:
+        from rep4d.training.propagation_metrics import davis_jf
+
         value, baseline = davis_jf(truth, masks), davis_jf(truth, np.repeat(truth[:1], len(truth), 0))
     else:
         value = baseline = None
@@ -439,13 +446,8 @@ def rvm_reconstruction(model, clip: DemoClip, output, description: str = "", see
     frames = fit_clip(clip.frames, None, config.image_size)
     split = max(1, frames.shape[1] // 2)
     sources, targets = frames[:, :split], frames[:, split:]
-    with torch.inference_mode():
-        outputs = model(sources, targets, generator=torch.Generator().manual_seed(seed))
-    reconstruction = _hwc(outputs.reconstruction[0])
-    truth = _hwc(targets[0])[:, : reconstruction.shape[1], : reconstruction.shape[2]]
     patch = config.patch_size
-    hidden = outputs.mask[0].cpu().numpy().repeat(patch, axis=1).repeat(patch, axis=2) > 0.5
-    last_source = _hwc(sources[0, -1:])[0][: truth.shape[1], : truth.shape[2]]
+    reconstruction, truth, hidden, last_source = rvm_hidden_pixels(model, sources, targets, seed)
     copy_error = ((last_source[None] - truth) ** 2)[hidden]
     result = StepResult("rvm_reconstruction", clip.name, description, "hidden-patch MSE",
                         float(((reconstruction - truth) ** 2)[hidden].mean()), "copy-last-source-frame MSE",
@@ -516,7 +518,7 @@ def point_tracking(model, clip: DemoClip, output, description: str = "") -> Step
         value = baseline = None
     result = StepResult("point_tracking", clip.name, description, "average Jaccard", value,
                         "stay-at-query average Jaccard", baseline, lower_is_better=False)
-    display = _hwc(frames[0])
+    display = to_hwc(frames[0])
     shown_h, shown_w = display_scale((height, width), clip.size)
     factor = np.array([shown_w / width, shown_h / height], dtype=np.float32)  # (x, y) model pixels -> picture
     colors = distinct_colors(len(tracks))

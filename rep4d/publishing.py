@@ -11,8 +11,8 @@ table of :mod:`rep4d.releases` (``rep4d download NAME``): a publishing entry exi
 takes its files from there. An Omnivorous DINOv2 release is published as a plain transformers folder
 (``Dinov2WithRegistersModel`` + image processor, no remote code).
 
-The cards carry the numbers the papers publish (``model-index``), copied from the papers' tables as relayed by
-``shared/specs/paper-results.md``, each with its table as the source. Nothing here needs the network except
+The cards carry the numbers the papers publish (``model-index``), copied from the papers' result tables, each with
+its paper and table as the source. Nothing here needs the network except
 ``push=True`` (``huggingface_hub.create_repo`` + ``upload_folder``).
 """
 
@@ -266,7 +266,8 @@ patch_features = outputs.last_hidden_state[:, 1:]  # the dense features the offi
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# The papers' published results (shared/specs/paper-results.md), as model-index entries
+# The papers' published results (Scaling 4D Representations Tables 2, 3, 9; Moving Off-the-Grid Tables 1-4),
+# as model-index entries
 # ----------------------------------------------------------------------------------------------------------------------
 
 

@@ -391,7 +391,14 @@ def bound_pixels(height: int, width: int, bound_th: float = DAVIS_BOUNDARY_THRES
     return float(bound_th if bound_th >= 1 else math.ceil(bound_th * float(np.linalg.norm((height, width)))))
 
 
+def davis_jf(gt_masks, pred_masks) -> float:
+    """J&F mean of one video (frames 1..T-2 scored, as ``evaluate_davis``): :func:`davis_summary` of one video."""
+    return float(davis_summary([davis_video_scores(np.asarray(gt_masks).astype(np.int64),
+                                                   np.asarray(pred_masks).astype(np.int64))])["JF_mean"])
+
+
 __all__ = [
+    "davis_jf",
     "DAVIS_MAX_OBJECTS",
     "PCK_THRESHOLDS",
     "VIP_CLASSES",
