@@ -312,8 +312,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
-    native_bf16 = bool(check()) if check is not None else False
+    from rep4d.modeling.layers import cpu_has_native_bf16
+
+    native_bf16 = cpu_has_native_bf16()
     header = {"cpu": cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__, "native_bf16": native_bf16,
               "rounds": args.rounds, "repeats": args.repeats, "tiny": args.tiny}
     print(f"CPU: {header['cpu']} ({header['cores']} cores); torch {torch.__version__}; "

@@ -46,10 +46,11 @@ DATASHEET_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 def native_bf16(device: str) -> bool:
     import torch
 
+    from rep4d.modeling.layers import cpu_has_native_bf16
+
     if device == "cuda":
         return torch.cuda.is_bf16_supported()
-    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
-    return bool(check()) if check is not None else False
+    return cpu_has_native_bf16()
 
 
 def sync(device: str) -> None:
