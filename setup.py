@@ -46,7 +46,9 @@ setup(
         "scipy",  # scipy.io.loadmat: JHMDB joint_positions.mat (rep4d benchmark propagation)
     ],
     extras_require={
-        "dev": ["pytest>=8", "pytest-timeout", "ruff", "tensorboard", "scipy", "parameterized"],
+        "dev": ["pytest>=8", "pytest-timeout", "ruff", "tensorboard", "scipy", "parameterized", "timm>=1.0"],
+        # Backbones whose transformers classes need more than transformers: pe_video's vision tower is a timm model.
+        "backbones": ["timm>=1.0"],
         "deepspeed": ["deepspeed"],
     },
     entry_points={"console_scripts": ["rep4d=rep4d.cli:main"]},

@@ -65,7 +65,7 @@ def worker(args: argparse.Namespace) -> dict:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     if args.config == "tiny":
-        from rep4d.training.train import MOOG_TRAIN_PRESETS
+        from rep4d.configuration.configuration_moog import MOOG_TRAIN_PRESETS
 
         config = MooGConfig(**MOOG_TRAIN_PRESETS["tiny"])
     else:

@@ -18,17 +18,21 @@ on a CPU that has it natively (AMX / avx512_bf16); elsewhere rep4d's policy is f
 
 Workloads (random weights; timing does not depend on their values):
 
-* ``4ds-b-fp32``, ``4ds-b-bf16``: 4DS-B forward, 16x224x224, batch 1 (bf16: CPU autocast for rep4d, bf16 params and
-  input for JAX).
+* ``4ds-b-fp32``, ``4ds-b-bf16``: 4DS-B, 16x224x224, batch 1: the features the official colab's depth readout reads
+  (the encoder and ``EncoderToReadout`` of ``scaling4d_depth_demo``; rep4d: ``get_video_features``), i.e. the 10 of
+  12 blocks up to the readout layer (XLA drops the two above it from the official graph; the count of blocks each
+  side really runs is checked) and the cubic resampling to 16 frames; VideoMAE runs the same 10 blocks. bf16: CPU
+  autocast for rep4d and VideoMAE, bf16 parameters and input for JAX. Both sides report their architecture
+  (parameters, width, layers, tokens, blocks run, output shape) and the script prints whether they are the same.
 * ``moog-clip-{128,256}``: MooG (released config) on an 8-frame clip; ``moog-stream-{128,256}``: one frame with the
   carried state (per frame); ``moog-decode-{128,256}``: the full-resolution pixel decode of one frame (every pixel a
   query; rep4d decodes 4096 queries at a time).
 * ``rvm-s-stream``, ``rvm-b-stream``: RVM-S / RVM-B, one 256x256 frame with the carried state (per frame).
 * ``train-4ds``, ``train-rvm``, ``train-moog``: one AdamW step of the objective (``--train-preset``, default
-  ``small`` from ``rep4d.training.train``), batch 2.
+  ``small`` training presets of ``rep4d.configuration``), batch 2.
 
 The official side covers the 4DS workloads (built as in the official ``scaling4d_depth_demo`` colab from the
-``representations4d`` package). The MooG and RVM models of the official repository live in its colab notebooks, not
+``representations4d`` package; environment recipe in docs/BENCHMARKS.md). The MooG and RVM models of the official repository live in its colab notebooks, not
 in the package: their rows run the rep4d side and print "n/a" for the official side.
 """
 
@@ -36,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -82,29 +87,46 @@ def build_torch_call(workload: str, side: str, spec: dict):
     torch.manual_seed(0)
     bf16 = workload.endswith("bf16")
     if workload in FOURDS:
-        from rep4d.training.train import fourds_config
+        from rep4d.training.objectives import fourds_config
 
         shape = fourds_shape(spec)
         config = fourds_config(shape["preset"], {"num_frames": shape["frames"],
                                                  "image_size": [shape["size"], shape["size"]]})
         pixels = torch.rand(1, shape["frames"], 3, shape["size"], shape["size"])
+        from rep4d.modeling.modeling_fourds import FourDSModel
+
+        # The features the official colab's depth readout reads: the blocks up to the readout layer (10 of 12 for
+        # B; XLA drops the others on the official side), resampled in time to the input frames.
+        model = FourDSModel(config).eval()
+        blocks = model.readout_hidden_state_index
         if side == "videomae":
             from transformers import VideoMAEConfig, VideoMAEModel
 
             model = VideoMAEModel(VideoMAEConfig(
                 image_size=shape["size"], patch_size=config.tubelet_size[1], num_frames=shape["frames"],
                 tubelet_size=config.tubelet_size[0], hidden_size=config.hidden_size,
-                num_hidden_layers=config.num_hidden_layers, num_attention_heads=config.num_attention_heads,
+                num_hidden_layers=blocks, num_attention_heads=config.num_attention_heads,
                 intermediate_size=config.intermediate_size, use_mean_pooling=False, attn_implementation="sdpa",
             )).eval()
+            layers = model.encoder.layer
         else:
-            from rep4d.modeling.modeling_fourds import FourDSModel
-
-            model = FourDSModel(config).eval()
+            layers = model.encoder.layers
+        ran = set()
+        for index, layer in enumerate(layers):
+            layer.register_forward_hook(lambda module, args, output, index=index: ran.add(index))
 
         def call():
             with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                model(pixels)
+                if side == "videomae":
+                    return model(pixels).last_hidden_state
+                return model.get_video_features(pixels).features
+
+        output = call()
+        call.arch = {"params": sum(p.numel() for p in model.parameters()), "hidden": config.hidden_size,
+                     "tokens": math.prod(n // p for n, p in zip((shape["frames"], shape["size"], shape["size"]),
+                                                                config.tubelet_size)),
+                     "layers": config.num_hidden_layers if side == "rep4d" else blocks, "blocks_run": len(ran),
+                     "output_shape": list(output.shape), "output_dtype": str(output.dtype).replace("torch.", "")}
         return call
     if side != "rep4d":
         raise ValueError(f"side {side!r} has no {workload} workload")
@@ -113,7 +135,7 @@ def build_torch_call(workload: str, side: str, spec: dict):
         from rep4d.modeling.modeling_moog import MooGForNextFramePrediction
 
         if spec["tiny"]:
-            from rep4d.training.train import MOOG_TRAIN_PRESETS
+            from rep4d.configuration.configuration_moog import MOOG_TRAIN_PRESETS
 
             config, size = MooGConfig(**MOOG_TRAIN_PRESETS["tiny"]), 32
         else:
@@ -144,7 +166,7 @@ def build_torch_call(workload: str, side: str, spec: dict):
         from rep4d.modeling.modeling_rvm import RVMModel
 
         if spec["tiny"]:
-            from rep4d.training.train import RVM_TRAIN_PRESETS
+            from rep4d.configuration.configuration_rvm import RVM_TRAIN_PRESETS
 
             config, size = RVMConfig(**RVM_TRAIN_PRESETS["tiny"]), 32
         else:
@@ -159,7 +181,9 @@ def build_torch_call(workload: str, side: str, spec: dict):
                 model(frame, state=state)
         return call
     if workload.startswith("train-"):
-        from rep4d.training.train import METHODS, clip_geometry, parse_args, parse_overrides
+        from rep4d.training.objectives import METHODS
+        from rep4d.training.pretraining_data import clip_geometry
+        from rep4d.training.train import parse_args, parse_overrides
 
         method = workload.split("-", 1)[1]
         preset = "tiny" if spec["tiny"] else spec["train_preset"]
@@ -195,8 +219,9 @@ def run_torch_side(spec: dict) -> dict:
 
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])
-    times = time_calls(build_torch_call(spec["workload"], spec["side"], spec), spec["repeats"])
-    return {"times": times, "threads": torch.get_num_threads()}
+    call = build_torch_call(spec["workload"], spec["side"], spec)
+    times = time_calls(call, spec["repeats"])
+    return {"times": times, "threads": torch.get_num_threads(), "arch": getattr(call, "arch", None)}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -204,21 +229,25 @@ def run_torch_side(spec: dict) -> dict:
 # ----------------------------------------------------------------------------------------------------------------
 
 OFFICIAL_SNIPPET = r"""
-import json, sys, time
+import json, os, re, sys, time
 spec = json.loads(sys.argv[1])
 if spec.get("official_src"):
     sys.path.insert(0, spec["official_src"])
 import jax, jax.numpy as jnp
+from flax import linen as nn
 from kauldron.modules import pos_embeddings
 from kauldron.modules import vit as kd_vit
 from representations4d.models import model as model_lib
 
+# The official scaling4d_depth_demo colab's encoder and encoder2readout (its readout head left out: rep4d's side is
+# get_video_features, the same (B, T, h*w, D) features the head reads).
 shape = spec["shape"]
 bf16 = spec["workload"].endswith("bf16")
 dtype = jnp.bfloat16 if bf16 else jnp.float32
 patch = (2, 16, 16) if shape["preset"] == "b" else (2, 8, 8)
 size = {"b": "B"}.get(shape["preset"], "Ti")
-model = model_lib.Model(
+frames, side = shape["frames"], shape["size"]
+encoder = model_lib.Model(
     encoder=model_lib.Tokenizer(
         patch_embedding=model_lib.PatchEmbedding(patch_size=patch, num_features=kd_vit.VIT_SIZES[size][0]),
         posenc=pos_embeddings.LearnedEmbedding(dtype=dtype),
@@ -226,22 +255,36 @@ model = model_lib.Model(
     ),
     processor=model_lib.GeneralizedTransformer.from_variant_str(variant_str=size, dtype=dtype),
 )
-video = jnp.zeros((1, shape["frames"], shape["size"], shape["size"], 3), jnp.float32)
+encoder2readout = model_lib.EncoderToReadout(
+    embedding_shape=(frames // patch[0], side // patch[1], side // patch[2]),
+    readout_depth=0.95,
+    num_input_frames=frames,
+)
+model = nn.Sequential([encoder, encoder2readout])
+video = jnp.zeros((1, frames, side, side, 3), jnp.float32)
 params = model.init(jax.random.key(0), video, is_training_property=True)  # as the official colab
+num_params = sum(x.size for x in jax.tree_util.tree_leaves(params))
 video = jax.random.uniform(jax.random.key(1), video.shape, jnp.float32)
-if bf16:
+if bf16:  # bf16 parameters and input (XLA's CPU backend may still compile the matmuls as f32 dots)
     params = jax.tree_util.tree_map(lambda x: x.astype(jnp.bfloat16), params)
     video = video.astype(jnp.bfloat16)
 forward = jax.jit(lambda p, v: model.apply(p, v, is_training_property=False))
+compiled = forward.lower(params, video).compile()
+# Blocks XLA really runs (it drops the ones above the readout layer): one 'dense_in' MLP matmul per block.
+blocks = len(set(re.findall(r"processor/layers_(\d+)/mlp/dense_in/dot_general", compiled.as_text())))
 def call():
-    jax.block_until_ready(forward(params, video))
-call()
+    return jax.block_until_ready(compiled(params, video))
+output = call()
 times = []
 for _ in range(spec["repeats"]):
     start = time.perf_counter()
     call()
     times.append(time.perf_counter() - start)
-print(json.dumps({"times": times, "jax": jax.__version__, "backend": jax.default_backend()}))
+arch = {"params": int(num_params), "tokens": (frames // patch[0]) * (side // patch[1]) * (side // patch[2]),
+        "hidden": kd_vit.VIT_SIZES[size][0], "layers": kd_vit.VIT_SIZES[size][1], "blocks_run": blocks,
+        "output_shape": list(output.shape), "output_dtype": str(output.dtype)}
+print(json.dumps({"times": times, "jax": jax.__version__, "backend": jax.default_backend(),
+                  "threads": os.cpu_count(), "arch": arch}))
 """
 
 
@@ -253,7 +296,7 @@ print(json.dumps({"times": times, "jax": jax.__version__, "backend": jax.default
 def run_side(side: str, workload: str, args) -> dict:
     spec = {"side": side, "workload": workload, "repeats": args.repeats, "tiny": args.tiny,
             "train_preset": args.train_preset, "threads": args.threads}
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
     if side == "official":
         spec.update(shape=fourds_shape(spec), official_src=args.official_src)
         python = args.official_python or sys.executable
@@ -266,6 +309,19 @@ def run_side(side: str, workload: str, args) -> dict:
     if result.returncode != 0:
         raise RuntimeError(f"{side} side of {workload} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+ARCH_KEYS = ("params", "hidden", "layers", "tokens", "blocks_run", "output_shape")
+
+
+def compare_arch(official: dict, ours: dict) -> str:
+    """"same (...)" when both sides build and run the same architecture, else the differing fields."""
+    differs = [f"{key} {official.get(key)} vs {ours.get(key)}" for key in ARCH_KEYS
+               if official.get(key) != ours.get(key)]
+    if differs:
+        return "DIFFERS: " + "; ".join(differs)
+    return ("same (" + ", ".join(f"{key} {ours[key]}" for key in ARCH_KEYS) + f"; output dtype {official.get('output_dtype')}"
+            f" / {ours.get('output_dtype')})")
 
 
 def sides_for(workload: str, args) -> list[str]:
@@ -312,7 +368,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    from rep4d.modeling.layers import cpu_has_native_bf16
+    from rep4d.modeling.cpu_fast_paths import cpu_has_native_bf16
 
     native_bf16 = cpu_has_native_bf16()
     header = {"cpu": cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__, "native_bf16": native_bf16,
@@ -323,39 +379,60 @@ def main(argv: list[str] | None = None) -> dict:
     for workload in args.workloads:
         sides = sides_for(workload, args)
         per_round = {side: [] for side in sides}
-        extra = {}
+        info, loads = {}, []
         for _ in range(args.rounds):
             for side in sides:  # A B A B: every round runs each side once, in a fresh process
                 result = run_side(side, workload, args)
                 per_round[side].append(statistics.median(result["times"]))
-                extra.update({k: v for k, v in result.items() if k != "times"})
+                info[side] = {k: v for k, v in result.items() if k != "times"}
+                loads.append(os.getloadavg()[0])
         medians = {side: statistics.median(values) for side, values in per_round.items()}
         official, ours = medians.get("official"), medians["rep4d"]
         row = {"seconds": medians, "per_round": per_round,
                "ratio_official": official / ours if official else None,
                "ratio_videomae": medians["videomae"] / ours if "videomae" in medians else None}
+        row["sides"] = info
+        row["load_average_1min"] = [min(loads), max(loads)]  # sampled after each side process: other jobs' load
+        if not args.tiny and "official" in info and info["official"].get("arch") and info["rep4d"].get("arch"):
+            row["arch_check"] = compare_arch(info["official"]["arch"], info["rep4d"]["arch"])
+            print(f"{workload:<16} architecture, official vs rep4d: {row['arch_check']}", flush=True)
         rows[workload] = row
         ratio = f"{row['ratio_official']:.2f}x" if row["ratio_official"] else "n/a"
         peer = f", VideoMAE {format_seconds(medians['videomae'])} ({row['ratio_videomae']:.2f}x)" \
             if row["ratio_videomae"] else ""
         print(f"{workload:<16} official {format_seconds(official):>10}  rep4d {format_seconds(ours):>10}  "
-              f"ratio {ratio}{peer}", flush=True)
+              f"ratio {ratio}{peer}  (load average {min(loads):.1f}-{max(loads):.1f})", flush=True)
+        write_report(args.json, {**header, "workloads": rows})  # after every workload: a long run keeps its rows
 
     print("\n| workload | official JAX | rep4d | ratio (official / rep4d) | VideoMAE | ratio (VideoMAE / rep4d) |")
     print("|---|---|---|---|---|---|")
     for workload, row in rows.items():
-        s = row["seconds"]
-        print(f"| {workload} | {format_seconds(s.get('official'))} | {format_seconds(s['rep4d'])} | "
+        print(f"| {workload} | {format_cell(row, 'official')} | {format_cell(row, 'rep4d')} | "
               + (f"{row['ratio_official']:.2f}x" if row["ratio_official"] else "n/a") + " | "
-              + format_seconds(s.get("videomae")) + " | "
+              + format_cell(row, "videomae") + " | "
               + (f"{row['ratio_videomae']:.2f}x" if row["ratio_videomae"] else "n/a") + " |")
-    print(f"\nCPU: {header['cpu']}; native bf16: {native_bf16}; medians of {args.rounds} alternated rounds")
+    print(f"\nCPU: {header['cpu']}; native bf16: {native_bf16}; medians of {args.rounds} alternated rounds "
+          "(per-round medians in brackets)")
     report = {**header, "workloads": rows}
-    if args.json:
-        tmp = f"{args.json}.tmp"
-        Path(tmp).write_text(json.dumps(report, indent=2))
-        os.replace(tmp, args.json)
+    write_report(args.json, report)
     return report
+
+
+def format_cell(row: dict, side: str) -> str:
+    """Median over rounds, then each round's median in brackets when there are several."""
+    rounds = row["per_round"].get(side)
+    if not rounds:
+        return "n/a"
+    if len(rounds) == 1:
+        return format_seconds(row["seconds"][side])
+    return f"{format_seconds(row['seconds'][side])} ({', '.join(format_seconds(value) for value in rounds)})"
+
+
+def write_report(path: str | None, report: dict) -> None:
+    if path:
+        tmp = f"{path}.tmp"
+        Path(tmp).write_text(json.dumps(report, indent=2))
+        os.replace(tmp, path)
 
 
 if __name__ == "__main__":

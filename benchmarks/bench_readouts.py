@@ -4,7 +4,7 @@ Each task trains a readout with ``rep4d.training.finetune.run_finetune`` (the co
 frozen, randomly initialised small 4DS backbone (``random:fourds-mini``: 4 layers, width 64, 2x8x8 tubelets) with
 cached features, on in-memory synthetic clips (``synthetic:N``, 8 frames of 32x32), and evaluates on held-out clips
 together with the task's trivial baseline: points: tracks stay at the query (always visible); depth: the mean
-training depth; boxes: boxes stay at their first-frame position; pose: the identity rotation; classification: chance.
+training depth; boxes: boxes stay at their first-frame position; pose: the identity pose; classification: chance.
 
 Command (2 CPU cores, a few minutes in total; the numbers in the closing note of issue 6 come from it):
 
@@ -85,7 +85,8 @@ def main(argv=None) -> int:
 
     import torch
 
-    from rep4d.training.finetune import TASK_MAIN_METRIC, FinetuneConfig, run_finetune
+    from rep4d.configuration.readout_tasks import READOUT_TASK_SPECS
+    from rep4d.training.finetune import FinetuneConfig, run_finetune
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     output = Path(args.output)
@@ -119,9 +120,9 @@ def main(argv=None) -> int:
         start = time.perf_counter()
         result = run_finetune(config)
         seconds = time.perf_counter() - start
-        metric, greater = TASK_MAIN_METRIC[task]
+        spec = READOUT_TASK_SPECS[task]
+        metric, greater, baseline_key = spec.main_metric, spec.greater_is_better, spec.baseline_metric
         scores = result["eval"]
-        baseline_key = "baseline_chance_accuracy" if task == "classification" else f"baseline_{metric}"
         row = {
             "metric": metric,
             "value": scores[f"eval_{metric}"],

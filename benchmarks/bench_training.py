@@ -20,7 +20,9 @@ from pathlib import Path
 import torch
 
 import rep4d  # noqa: F401
-from rep4d.training.train import METHODS, parse_args, read_metrics, train
+from rep4d.training.checkpointing import read_metrics
+from rep4d.training.objectives import METHODS
+from rep4d.training.train import parse_args, train
 
 
 def bench(method: str, preset: str, steps: int, warmup: int, batch_size: int, mixed_precision: str) -> dict:

@@ -2,7 +2,7 @@
 
 The clips are rendered by ``rep4d.training.synthetic.generate_clip`` from the seeds ``(--seed, i)``, i < ``--clips``
 (32 per model; 200 for 4ds-points, whose per-clip scores are noisy);
-the zoo models were trained on the seeds ``(0, i)`` (``scripts/train_tiny_models.sh`` uses ``--seed 0`` everywhere),
+the zoo models were trained on the seeds ``(0, i)`` (every recipe of ``configuration/zoo_recipes.py`` has seed 0),
 so with the default ``--seed 1000`` no evaluation clip was seen in training. Model and baseline are scored on the same
 clips, the same frames and the same hidden pixels; every number is a mean over clips.
 
@@ -47,7 +47,7 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before rep4d imports huggingface_hub
 
-from rep4d.demo import rvm_hidden_pixels  # noqa: E402
+from rep4d.demo import rvm_hidden_pixels, to_video_tensor  # noqa: E402
 from rep4d.demo import to_hwc as _hwc  # noqa: E402
 from rep4d.training.propagation_metrics import davis_jf  # noqa: E402
 
@@ -92,14 +92,6 @@ class Row:
         return {**asdict(self), "beats_baseline": self.beats_baseline, "clips_better": self.clips_better}
 
 
-def clip_tensor(video: np.ndarray, size) -> torch.Tensor:
-    """uint8 (T, H, W, 3) -> float (1, T, 3, H, W) in [0, 1] at ``size`` (antialiased bilinear, as the demo)."""
-    frames = torch.from_numpy(np.ascontiguousarray(video)).permute(0, 3, 1, 2).float().div(255)
-    if tuple(frames.shape[-2:]) != tuple(size):
-        frames = torch.nn.functional.interpolate(frames, size=tuple(size), mode="bilinear", antialias=True)
-    return frames.clamp(0, 1).unsqueeze(0)
-
-
 def clips(seed: int, count: int, num_frames: int, size, num_points: int = 32) -> list[dict]:
     from rep4d.training.synthetic import generate_clip
 
@@ -111,7 +103,7 @@ def bench_moog(model, seed: int, count: int) -> Row:
     config = model.config
     values, baselines = [], []
     for index, clip in enumerate(clips(seed, count, config.num_frames, config.image_size)):
-        frames = clip_tensor(clip["video"], config.image_size)
+        frames = to_video_tensor(clip["video"], config.image_size)
         with torch.inference_mode():
             predicted = _hwc(model(frames, generator=torch.Generator().manual_seed(index)).predicted_pixel_values[0])
         truth = _hwc(frames[0])
@@ -126,7 +118,7 @@ def bench_fourds_reconstruction(model, seed: int, count: int) -> Row:
     grid = [size // tube for size, tube in zip((config.num_frames, *config.image_size), config.tubelet_size)]
     values, baselines, oracles = [], [], []
     for index, clip in enumerate(clips(seed, count, config.num_frames, config.image_size)):
-        frames = clip_tensor(clip["video"], config.image_size)
+        frames = to_video_tensor(clip["video"], config.image_size)
         with torch.inference_mode():
             outputs = model(frames, generator=torch.Generator().manual_seed(index))
         reconstruction, truth = _hwc(outputs.reconstruction[0]), _hwc(frames[0])
@@ -152,7 +144,7 @@ def bench_rvm_reconstruction(model, seed: int, count: int, num_frames: int = 8) 
     config = model.config
     values, baselines, copies = [], [], []
     for index, clip in enumerate(clips(seed, count, num_frames, config.image_size)):
-        frames = clip_tensor(clip["video"], config.image_size)
+        frames = to_video_tensor(clip["video"], config.image_size)
         split = frames.shape[1] // 2
         sources, targets = frames[:, :split], frames[:, split:]
         reconstruction, truth, hidden, last_source = rvm_hidden_pixels(model, sources, targets, seed=index)
@@ -199,7 +191,7 @@ def bench_points(model, seed: int, count: int) -> Row:
     num_frames = model.num_frames
     values, baselines = [], []
     for clip in clips(seed, count, num_frames, (height, width)):
-        frames = clip_tensor(clip["video"], (height, width))
+        frames = to_video_tensor(clip["video"], (height, width))
         queries = clip["query_points"]
         with torch.inference_mode():
             outputs = model(frames, query_points=torch.from_numpy(np.ascontiguousarray(queries))[None])
@@ -217,7 +209,7 @@ def bench_points(model, seed: int, count: int) -> Row:
 
 def _load(zoo: Path, name: str):
     import rep4d.modeling
-    from rep4d.model_zoo import ZOO_MODELS
+    from rep4d.configuration.zoo_recipes import ZOO_MODELS
 
     folder = zoo / name
     if not (folder / "config.json").is_file():
@@ -284,8 +276,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.clips is not None and args.clips < 1:
         raise ValueError(f"--clips must be >= 1, got {args.clips}")
-    if args.seed == 0:
-        raise ValueError("--seed 0 is the training seed of the zoo models: pick a held-out seed")
+    from rep4d.configuration.zoo_recipes import ZOO_MODELS
+
+    if any(ZOO_MODELS[name].seed == args.seed for name in args.models):
+        raise ValueError(f"--seed {args.seed} is the training seed of the zoo models: pick a held-out seed")
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     zoo = Path(args.zoo)
     table: list[Row] = []

@@ -46,7 +46,7 @@ DATASHEET_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 def native_bf16(device: str) -> bool:
     import torch
 
-    from rep4d.modeling.layers import cpu_has_native_bf16
+    from rep4d.modeling.cpu_fast_paths import cpu_has_native_bf16
 
     if device == "cuda":
         return torch.cuda.is_bf16_supported()
@@ -75,8 +75,9 @@ def step_parity(args) -> dict:
     import torch
 
     from rep4d.conversion import load_converted_model, plan_conversion
-    from rep4d.modeling.convert_fourds import FOURDS_CONVERTER, config_from_case
+    from rep4d.modeling.convert_fourds import FOURDS_CONVERTER
     from rep4d.parity import compare, load_case_arrays, run_parity
+    from rep4d.parity.fourds import config_from_case
 
     case_dir = Path(args.case)
     if not (case_dir / "case.json").is_file():
@@ -114,7 +115,7 @@ def step_parity(args) -> dict:
 
 
 def fourds_for_check(args, pretraining: bool = False):
-    from rep4d.training.train import fourds_config
+    from rep4d.training.objectives import fourds_config
 
     preset = "b" if args.device == "cuda" else "tiny"
     config = fourds_config(preset, {"num_frames": 16, "image_size": [224, 224]} if preset == "b" else {})
@@ -180,7 +181,8 @@ def run_child(command: list[str], args, timeout: int = 600) -> subprocess.Comple
 DDP_SCRIPT = r"""
 import json, sys
 import torch.distributed as dist
-from rep4d.training.train import parse_args, read_metrics, train
+from rep4d.training.checkpointing import read_metrics
+from rep4d.training.train import parse_args, train
 out, methods = sys.argv[1], sys.argv[2:]
 results = {}
 for method in methods:
@@ -217,7 +219,8 @@ FSDP2_SCRIPT = r"""
 import json, sys, torch, torch.distributed as dist
 from torch.distributed.tensor import DTensor
 from rep4d.modeling.modeling_fourds import FourDSForPreTraining
-from rep4d.training.train import apply_fsdp2, fourds_config
+from rep4d.training.launch import apply_fsdp2
+from rep4d.training.objectives import fourds_config
 device = sys.argv[2]
 dist.init_process_group("nccl" if device == "cuda" else "gloo")
 torch.manual_seed(0)
@@ -269,7 +272,7 @@ def accelerate_launch(config_file: str, method: str, output: Path, args) -> dict
     result = run_child(command, args)
     if result.returncode != 0:
         return {"ok": False, "detail": f"{config_file} failed: " + (result.stderr or result.stdout)[-1200:]}
-    from rep4d.training.train import read_metrics
+    from rep4d.training.checkpointing import read_metrics
 
     losses = [float(row["loss"]) for row in read_metrics(output / "metrics.csv")]
     return {"ok": len(losses) == 2, "detail": f"{config_file} {method} losses {losses}"}

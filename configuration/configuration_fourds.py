@@ -30,6 +30,24 @@ FOURDS_PRESETS = {
     "j-pretrain": dict(FOURDS_SIZES["j"], decoder_num_layers=2, decoder_patch_size=[4, 32, 32]),
 }
 
+# Pretraining presets small enough for a CPU (``rep4d train --model-preset tiny``; any name above works too).
+FOURDS_TRAIN_PRESETS = {
+    # 8 frames of 32x32, 2x8x8 tubelets: 64 tokens, 3 visible at 95% masking; about 0.25M parameters.
+    "tiny": dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=4, intermediate_size=256,
+                 tubelet_size=[2, 8, 8], image_size=[32, 32], num_frames=8, decoder_num_layers=2,
+                 decoder_patch_size=[2, 8, 8], readout_num_params=64, readout_num_heads=4),
+    # 16 frames of 64x64, 2x16x16 tubelets: 128 tokens; about 2.7M parameters.
+    "small": dict(hidden_size=192, num_hidden_layers=6, num_attention_heads=3, intermediate_size=768,
+                  tubelet_size=[2, 16, 16], image_size=[64, 64], num_frames=16, decoder_num_layers=2,
+                  decoder_patch_size=[2, 16, 16], readout_num_params=192, readout_num_heads=3),
+}
+# Teachers for distillation tests from scratch (a real run passes --teacher PATH): same clip, wider and deeper.
+FOURDS_TEACHER_PRESETS = {
+    "tiny": dict(FOURDS_TRAIN_PRESETS["tiny"], hidden_size=96, num_hidden_layers=6, intermediate_size=384),
+    "small": dict(FOURDS_TRAIN_PRESETS["small"], hidden_size=384, num_hidden_layers=8, num_attention_heads=6,
+                  intermediate_size=1536),
+}
+
 
 class FourDSConfig(PreTrainedConfig):
     r"""Configuration of a 4DS backbone (:class:`FourDSModel`) and its readout heads.
@@ -136,4 +154,4 @@ class FourDSConfig(PreTrainedConfig):
         return sorted(FOURDS_PRESETS)
 
 
-__all__ = ["FourDSConfig", "FOURDS_PRESETS", "FOURDS_SIZES"]
+__all__ = ["FourDSConfig", "FOURDS_PRESETS", "FOURDS_SIZES", "FOURDS_TEACHER_PRESETS", "FOURDS_TRAIN_PRESETS"]

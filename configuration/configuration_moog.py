@@ -15,18 +15,32 @@ from transformers import PreTrainedConfig
 
 from .config_presets import check_model_type, preset_values
 
+# The architecture choices of the training code (configs/movi.py + moog/modules.py) that differ from the notebook's.
+_MOOG_TRAINING_CODE = dict(posenc_mode="project_add", encoder_output_size=None, state_norm_position="end")
 MOOG_PRESETS = {
     # The inference notebook (colabs/moog_inference_demo.ipynb) = moog_ego4d_*_ckpt_164335139.npz.
     "released": dict(),
     # configs/movi.py + moog/modules.py (training code).
-    "movi": dict(
-        conv_strides=[1, 1, 1, 2, 1, 2],
-        posenc_mode="project_add",
-        encoder_output_size=None,
-        state_norm_position="end",
-        image_size=[128, 128],
-        num_frames=8,
-    ),
+    "movi": dict(_MOOG_TRAINING_CODE, conv_strides=[1, 1, 1, 2, 1, 2], image_size=[128, 128], num_frames=8),
+}
+
+# Pretraining presets small enough for a CPU (``rep4d train --method moog --model-preset tiny``), with the training
+# code's architecture.
+MOOG_TRAIN_PRESETS: dict[str, dict] = {
+    # 8 frames of 32x32 (the paper's 8-frame unroll), CNN strides 1,1,1,2,1,2 -> 8x8 encoder tokens, 16 state tokens;
+    # decoding at subsampling 8 with a random offset (train_subsample_factor); about 0.4M parameters.
+    "tiny": dict(_MOOG_TRAINING_CODE, image_size=[32, 32], num_frames=8, conv_features=[16, 32, 32, 64, 64, 64],
+                 conv_strides=[1, 1, 1, 2, 1, 2], enc_fourier_bases=8, encoder_hidden_size=64, num_tokens=16,
+                 token_size=64, predictor_qkv_size=64, predictor_num_heads=2, predictor_mlp_size=128,
+                 predictor_num_layers=1, corrector_qkv_size=64, corrector_num_heads=2, corrector_mlp_size=128,
+                 corrector_num_layers=1, decoder_qkv_size=32, decoder_num_heads=2, decoder_mlp_size=128,
+                 decoder_num_layers=2, dec_fourier_bases=8, train_subsample_factor=8),
+    "small": dict(_MOOG_TRAINING_CODE, image_size=[64, 64], num_frames=8, conv_features=[32, 64, 64, 128, 128, 128],
+                  conv_strides=[1, 1, 1, 2, 1, 2], enc_fourier_bases=10, encoder_hidden_size=128, num_tokens=64,
+                  token_size=128, predictor_qkv_size=128, predictor_num_heads=4, predictor_mlp_size=512,
+                  predictor_num_layers=2, corrector_qkv_size=128, corrector_num_heads=4, corrector_mlp_size=512,
+                  corrector_num_layers=1, decoder_qkv_size=64, decoder_num_heads=2, decoder_mlp_size=512,
+                  decoder_num_layers=3, dec_fourier_bases=12, train_subsample_factor=8),
 }
 
 
@@ -213,4 +227,4 @@ class MooGConfig(PreTrainedConfig):
         return sorted(MOOG_PRESETS)
 
 
-__all__ = ["MooGConfig", "MOOG_PRESETS"]
+__all__ = ["MooGConfig", "MOOG_PRESETS", "MOOG_TRAIN_PRESETS"]

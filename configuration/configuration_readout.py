@@ -14,15 +14,8 @@ from dataclasses import field
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-READOUT_TASKS = ("depth", "points", "boxes", "pose", "classification")
-# The head class of each task: the default ``architectures`` entry, which selects the class AutoModel loads.
-READOUT_ARCHITECTURES = {
-    "depth": "ReadoutForDepthEstimation",
-    "points": "ReadoutForPointTracking",
-    "boxes": "ReadoutForBoxTracking",
-    "pose": "ReadoutForCameraPose",
-    "classification": "ReadoutForVideoClassification",
-}
+from .readout_tasks import READOUT_TASK_SPECS, READOUT_TASKS
+
 DEPTH_QUERY_TYPES = ("patch", "coordinate")
 DEPTH_LOSS_TYPES = ("l2", "log_l2", "log_l1")
 
@@ -37,7 +30,7 @@ class ReadoutConfig(PreTrainedConfig):
         freeze_backbone: frozen mode (the paper's default): the backbone stays in eval mode, gets no gradients and
             can be replaced by cached features. False trains end to end.
         backbone_learning_rate_scale: backbone learning rate / readout learning rate in end-to-end mode
-            (the 4DS paper uses 0.003), used by :func:`readout_parameter_groups`.
+            (the 4DS paper uses 0.003), used by :func:`rep4d.training.optimization.parameter_groups`.
         backbone_feature_layer: index into the backbone's ``hidden_states`` (embeddings first) of the features to read;
             None uses the adapter's default (4DS: ``readout_depth``; VideoMAE: ``last_hidden_state``).
         feature_position_embedding: add a learned per-token embedding (N, C) to the backbone features before the
@@ -80,7 +73,10 @@ class ReadoutConfig(PreTrainedConfig):
             code does).
         num_test_clips: classification clips per video averaged at evaluation time (softmax then mean over
             consecutive groups of the batch).
-        cube_size: side of the virtual cube of the pose end-point-error metric.
+
+    The task list and the per-task facts (head class, targets, metric) come from
+    :mod:`~.readout_tasks`; metric settings (e.g. the pose metric's cube size) live there, not here (a
+    ``cube_size`` key in an older ``config.json`` is ignored).
     """
 
     model_type = "rep4d_readout"
@@ -116,7 +112,6 @@ class ReadoutConfig(PreTrainedConfig):
     depth_mean: float = 0.0
     depth_std: float = 1.0
     num_test_clips: int = 1
-    cube_size: float = 1.0
 
     def __post_init__(self, **kwargs):
         if self.task not in READOUT_TASKS:
@@ -150,7 +145,7 @@ class ReadoutConfig(PreTrainedConfig):
         super().__post_init__(**kwargs)
         if not self.architectures:
             # AutoModel maps this one config class to the five heads: ``architectures`` picks the head of the task.
-            self.architectures = [READOUT_ARCHITECTURES[self.task]]
+            self.architectures = [READOUT_TASK_SPECS[self.task].head_class]
 
     @classmethod
     def from_dict(cls, config_dict: dict, **kwargs):
@@ -163,7 +158,9 @@ class ReadoutConfig(PreTrainedConfig):
                 "model with its own class or AutoModel, or build a readout around it with "
                 "ReadoutFor<Task>.from_backbone(model)"
             )
+        # ``cube_size`` (a metric setting, now in the task registry) was a field of older readout configs.
+        config_dict = {key: value for key, value in config_dict.items() if key != "cube_size"}
         return super().from_dict(config_dict, **kwargs)
 
 
-__all__ = ["ReadoutConfig", "READOUT_TASKS", "READOUT_ARCHITECTURES", "DEPTH_QUERY_TYPES", "DEPTH_LOSS_TYPES"]
+__all__ = ["ReadoutConfig", "DEPTH_QUERY_TYPES", "DEPTH_LOSS_TYPES"]

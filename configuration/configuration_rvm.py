@@ -31,6 +31,18 @@ RVM_PRESETS = {
         rnn_num_layers=4, rnn_num_attention_heads=16, rnn_intermediate_size=5120, **_DECODER,
     ),
 }
+# Pretraining presets small enough for a CPU (``rep4d train --method rvm --model-preset tiny``).
+RVM_TRAIN_PRESETS = {
+    # 32x32 frames, 4x4 patches: 64 patches per frame, 3 visible at 95% masking; about 0.5M parameters.
+    "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256, patch_size=4,
+                 image_size=[32, 32], base_token_shape=[8, 8], rnn_num_layers=1, rnn_num_attention_heads=4,
+                 rnn_intermediate_size=256, decoder_hidden_size=64, decoder_num_layers=2,
+                 decoder_num_attention_heads=4, decoder_intermediate_size=256),
+    "small": dict(hidden_size=192, num_hidden_layers=4, num_attention_heads=3, intermediate_size=768, patch_size=8,
+                  image_size=[64, 64], base_token_shape=[8, 8], rnn_num_layers=2, rnn_num_attention_heads=3,
+                  rnn_intermediate_size=768, decoder_hidden_size=128, decoder_num_layers=2,
+                  decoder_num_attention_heads=4, decoder_intermediate_size=512),
+}
 # Released file names -> preset.
 RVM_PRESET_ALIASES = {"small16-256": "s", "base16-256": "b", "large16-256": "l", "huge16-256": "h"}
 
@@ -143,4 +155,4 @@ class RVMConfig(PreTrainedConfig):
         return sorted(RVM_PRESETS)
 
 
-__all__ = ["RVMConfig", "RVM_PRESETS"]
+__all__ = ["RVMConfig", "RVM_PRESETS", "RVM_TRAIN_PRESETS"]

@@ -18,10 +18,9 @@ kept), 1k linear warm-up steps from 0, cosine decay to 1e-7, 40k steps at batch 
 learning rate in {1e-4, 3e-4}, weight decay in {1e-4, 5e-2}, 3k warm-up steps, 20k steps (40k / 80k in Table 9),
 backbone learning rate 0.003x the readout's, features read at 95% depth.
 
-Where our heads differ from the paper's (see docs/READOUT_BENCHMARK.md for the parameter counts): the camera-pose
-head predicts the 3x3 rotation only (no translation) and reads the first and last frames' tokens side by side
-instead of concatenating their channels; the box and point queries are projected linearly from their Fourier
-features (the paper's point queries go through a 512-wide MLP).
+Where our heads differ from the paper's (see docs/READOUT_BENCHMARK.md for the parameter counts): the box and point
+queries are projected linearly from their Fourier features (the paper's point queries go through a 512-wide MLP).
+The camera-pose head is the paper's (first and last frames concatenated along channels, 12 outputs).
 """
 
 from __future__ import annotations
@@ -30,6 +29,13 @@ import copy
 from dataclasses import dataclass, field, replace
 
 READOUT_MODES = ("frozen", "finetune")
+# Sizes of the randomly initialised backbones of ``rep4d finetune --backbone random:<fourds|videomae>-<size>``,
+# besides the 4DS paper sizes s, b, l, ... of FOURDS_SIZES.
+SMALL_BACKBONE_SIZES = {
+    "tiny": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64),
+    "mini": dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=4, intermediate_size=128),
+    "small": dict(hidden_size=128, num_hidden_layers=6, num_attention_heads=4, intermediate_size=256),
+}
 PAPER_LEARNING_RATES = (1e-4, 3e-4, 1e-3)
 FINETUNE_LEARNING_RATES = (1e-4, 3e-4)
 
@@ -70,7 +76,8 @@ class ReadoutPreset:
         task: readout head (``depth``, ``points``, ``boxes``, ``pose``, ``classification``).
         dataset: the dataset the paper evaluates on (its reader in :mod:`rep4d.training.readout_datasets`).
         column: the column of the paper's table (``RE10k``, ``Percep. test``, ...).
-        metric: key of :func:`rep4d.training.finetune.task_metrics` scored; ``greater_is_better`` its direction.
+        metric: key of the task's scores (:func:`rep4d.training.metrics.score_task`); ``greater_is_better`` its
+            direction.
         table_scale: factor from the metric to the table's unit (100 for percent, 10 for AbsRel x10).
         num_frames / image_size / frame_stride: the clip the backbone reads.
         readout_num_params / readout_num_heads: width and heads of the attention readout.
@@ -256,9 +263,9 @@ READOUT_PRESETS: dict[str, ReadoutPreset] = {
         name="re10k", task="pose", dataset="realestate10k", column="RE10k",
         metric="pose_epe", greater_is_better=False, table_scale=1.0,
         readout_num_params=256, readout_num_heads=8, image_size=(256, 256),
-        queries="1 learned over the first and last frames' features",
-        outputs="3x3 rotation, projected to SO(3) by Procrustes (the paper adds a 3-vector translation)",
-        loss="L2 on the pose matrix",
+        queries="1 learned over the first and last frames' features, concatenated along channels",
+        outputs="12 numbers: 3x3 rotation, projected to SO(3) by Procrustes, and a 3-vector translation",
+        loss="L2 on the 3x4 pose matrix",
         test_procedure={"projection": "procrustes_so3", "metric": "end-point error of the 8 corners of a unit cube"},
         paper_readout_params=1_650_444,
     ),
@@ -362,6 +369,7 @@ __all__ = [
     "TrainingSchedule",
     "READOUT_PRESETS",
     "READOUT_MODES",
+    "SMALL_BACKBONE_SIZES",
     "TABLE2_TASKS",
     "MOOG_TASKS",
     "FROZEN_SCHEDULE",

@@ -4,7 +4,7 @@
     python model_cards/generate.py --zoo      # also the cards of the embedded demo models in model_zoo/
 
 Release names, files and URLs come from rep4d.releases (the download table), the published results from the papers'
-tables (rep4d.publishing: FOURDS_TABLES, MOOG_TABLES). Parameter counts come from the checkpoint manifests
+tables (rep4d.papers: FOURDS_TABLES, MOOG_TABLES). Parameter counts come from the checkpoint manifests
 (rep4d/manifests/<family>/), checked against the model built on
 the meta device; tests/test_publishing.py checks that the committed cards are up to date.
 """
@@ -15,7 +15,8 @@ import argparse
 from pathlib import Path
 
 import rep4d  # noqa: F401  (registers the converters)
-from rep4d.publishing import MODEL_CARDS_DIR, write_release_cards, write_zoo_cards
+from rep4d.cards import MODEL_CARDS_DIR, write_zoo_cards
+from rep4d.publishing import write_release_cards
 
 
 def main() -> None:

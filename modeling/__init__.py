@@ -20,7 +20,6 @@ from .modeling_moog import (
     MooGNextFramePredictionOutput,
     MooGPreTrainedModel,
     MooGTrackingHeadModel,
-    MooGTrackingOutput,
 )
 from .modeling_readout import (
     ReadoutForBoxTracking,
@@ -31,7 +30,6 @@ from .modeling_readout import (
     ReadoutPreTrainedModel,
     load_readout,
     readout_class_for_task,
-    readout_parameter_groups,
 )
 from .modeling_rvm import (
     RVMForMaskedReconstruction,
@@ -57,7 +55,6 @@ __all__ = [
     "MooGTrackingHeadModel",
     "MooGModelOutput",
     "MooGNextFramePredictionOutput",
-    "MooGTrackingOutput",
     "MooGDepthEstimatorOutput",
     "BackboneAdapter",
     "register_backbone_adapter",
@@ -69,7 +66,6 @@ __all__ = [
     "ReadoutForVideoClassification",
     "load_readout",
     "readout_class_for_task",
-    "readout_parameter_groups",
     "RVMModel",
     "RVMForMaskedReconstruction",
     "RVMPreTrainedModel",

@@ -30,10 +30,13 @@ family (``model_type``)    class                             tokens read
 ``dinov3_vit``             DINOv3ViTModel
 ``siglip``, ``siglip2``    SiglipVisionModel,                per frame (image model), no special tokens; SigLIP 2 gets
                            Siglip2VisionModel                the whole frame as one NaFlex patch sequence
+``pe_video``               PeVideoModel's vision tower       per frame (image tower), CLS dropped: PE's temporal model
+                           (TimmWrapperForImage-             sees one pooled embedding per frame, so the 4D readouts
+                           Classification, a timm ViT)       read the spatial tower (needs ``timm``)
 =========================  ================================  =========================================================
 
-Composite configs (``siglip``, ``siglip2``, ``xclip``, ``videoprism``) use their ``vision_config``. ``pe_video`` is not
-supported: its video encoder sees one pooled embedding per frame (no token grid) from a timm vision tower.
+Composite configs (``siglip``, ``siglip2``, ``xclip``, ``videoprism``) use their ``vision_config``; ``pe_video`` its
+``video_config.vision_config`` (a ``TimmWrapperConfig``).
 
 **Layer.** As the 4DS paper does, the layer is chosen by relative depth (``readout_depth``: 0.95 for the 4D tasks,
 0.75 for frozen classification, :data:`READOUT_DEPTHS`) with the reference's rule (``FourDSModel``): with L blocks
@@ -83,29 +86,27 @@ from transformers.image_utils import (
     OPENAI_CLIP_STD,
 )
 
-from .layers import cubic_resize_matrix, readout_layer_index
-from .modeling_fourds import FourDSModel
+from .modeling_fourds import FourDSModel, readout_hidden_state_index
 from .modeling_moog import MooGModel
 from .modeling_rvm import RVMModel
 from .outputs import VideoFeaturesOutput
+from .resampling import resample_frames
 
 # Relative depth of the features a readout reads (4DS paper, section 3.3 and appendix A.2).
 READOUT_DEPTHS = {"depth": 0.95, "points": 0.95, "boxes": 0.95, "pose": 0.95, "classification": 0.75}
 DEFAULT_READOUT_DEPTH = 0.95
 
 
-def resample_frames(features: torch.Tensor, num_frames: int) -> torch.Tensor:
-    """(B, t, N, C) -> (B, num_frames, N, C), resampled in time with ``jax.image.resize``'s cubic kernel (as 4DS)."""
-    if features.shape[1] == num_frames:
-        return features
-    weights = cubic_resize_matrix(features.shape[1], num_frames).to(device=features.device, dtype=features.dtype)
-    return torch.einsum("oi,bisd->bosd", weights, features)
-
-
 def hidden_state_index(num_layers: int, readout_depth: float) -> int:
     """``hidden_states`` index (embeddings first) of the features at ``readout_depth`` of ``num_layers`` blocks, by
     the 4DS reference's rule (see the module docstring): ``max(int((L + 1) * depth) - 2, 0)``."""
-    return max(readout_layer_index(num_layers + 1, readout_depth) - 1, 0)
+    return readout_hidden_state_index(num_layers, readout_depth)
+
+
+def _check_video(pixel_values) -> None:
+    if not isinstance(pixel_values, torch.Tensor) or pixel_values.ndim != 5:
+        shape = tuple(pixel_values.shape) if isinstance(pixel_values, torch.Tensor) else type(pixel_values).__name__
+        raise ValueError(f"pixel_values must be a (batch, frames, channels, height, width) tensor, got {shape}")
 
 
 def _pair(value) -> tuple[int, int]:
@@ -458,11 +459,7 @@ class TransformersBackboneAdapter(BackboneAdapter):
         return hidden_state_index(num_hidden_states - 1, self.readout_depth)
 
     def get_video_features(self, pixel_values: torch.Tensor, **kwargs) -> VideoFeaturesOutput:
-        if not isinstance(pixel_values, torch.Tensor) or pixel_values.ndim != 5:
-            shape = (
-                tuple(pixel_values.shape) if isinstance(pixel_values, torch.Tensor) else type(pixel_values).__name__
-            )
-            raise ValueError(f"pixel_values must be a (batch, frames, channels, height, width) tensor, got {shape}")
+        _check_video(pixel_values)
         config = self.model.config
         batch, frames, _, height, width = pixel_values.shape
         ph, pw = self.patch_size(config)
@@ -668,6 +665,96 @@ class VideoPrismBackboneAdapter(_VisionPart, TransformersBackboneAdapter):
         return {"pixel_values_videos": pixel_values, "interpolate_pos_encoding": interpolate}
 
 
+_TIMM_TOWERS: dict[tuple[str, str], nn.Module] = {}
+
+
+def _timm_tower(config):
+    """The timm model a ``TimmWrapperConfig`` describes, built on the meta device (no weights, no download): its
+    width, patch size, trained frame size, prefix tokens and depth, read without building the real model."""
+    key = (config.architecture, json.dumps(config.model_args or {}, sort_keys=True, default=str))
+    if key not in _TIMM_TOWERS:
+        try:
+            import timm
+        except ImportError as error:
+            raise ImportError(
+                f"the {config.architecture} vision tower is a timm model: pip install timm (or rep4d[backbones])"
+            ) from error
+        with torch.device("meta"):
+            _TIMM_TOWERS[key] = timm.create_model(config.architecture, pretrained=False, **(config.model_args or {}))
+    return _TIMM_TOWERS[key]
+
+
+def timm_hidden_state(vit: nn.Module, images: torch.Tensor, index: int) -> torch.Tensor:
+    """``hidden_states[index]`` (embeddings first, prefix tokens included, (N, L, C)) of a timm ViT on (N, 3, H, W)
+    images: the input of block ``index`` (the output of the last block for ``index == len(blocks)``), caught by a
+    hook while ``forward_intermediates`` runs the blocks up to it only."""
+    blocks = vit.blocks
+    captured: list[torch.Tensor] = []
+    if index < len(blocks):
+        handle = blocks[index].register_forward_pre_hook(lambda module, args: captured.append(args[0]))
+    else:
+        handle = blocks[-1].register_forward_hook(lambda module, args, output: captured.append(output))
+    try:
+        vit.forward_intermediates(images, indices=[min(index, len(blocks) - 1)], output_fmt="NLC",
+                                  intermediates_only=True, stop_early=True)  # fmt: skip
+    finally:
+        handle.remove()
+    return captured[0]
+
+
+class PeVideoBackboneAdapter(TransformersBackboneAdapter):
+    """Perception Encoder (``pe_video``): its spatial tower frame by frame.
+
+    PE's video encoder (``PeVideoEncoder``) runs a timm ViT (``TimmWrapperForImageClassification`` around an ``Eva``)
+    on each frame, pools each frame to ONE embedding (attention pooling, projection) and only then mixes frames in its
+    temporal transformer: the temporal model never sees a token grid. So, as the 4DS paper does for image backbones,
+    the 4D readouts read the spatial tower: each frame through the timm ViT, the residual stream at the readout depth
+    (:func:`timm_hidden_state`, the same relative-depth rule), prefix tokens (CLS, registers) dropped, the (h, w)
+    patch grid kept. Needs ``timm`` (``pip install rep4d[backbones]``). Frames must have the tower's trained size
+    (``model_args["img_size"]``) unless the tower was built with ``dynamic_img_size=True``. PE normalises pixels
+    with mean = std = 0.5 (timm's ``pretrained_cfg``).
+    """
+
+    model_class = _TransformersClass("TimmWrapperForImageClassification")
+    frames_as_images = True
+    pixel_mean, pixel_std = tuple(IMAGENET_STANDARD_MEAN), tuple(IMAGENET_STANDARD_STD)
+
+    @classmethod
+    def backbone_config_of(cls, config):
+        config = getattr(config, "video_config", None) or config  # pe_video -> its pe_video_encoder
+        return getattr(config, "vision_config", None) or config  # pe_video_encoder -> the timm tower
+
+    @classmethod
+    def feature_dim(cls, config) -> int:
+        return int(_timm_tower(cls.backbone_config_of(config)).embed_dim)
+
+    @classmethod
+    def patch_size(cls, config) -> tuple[int, int]:
+        return _pair(_timm_tower(cls.backbone_config_of(config)).patch_embed.patch_size)
+
+    @classmethod
+    def default_image_size(cls, config) -> list[int]:
+        return list(_pair(_timm_tower(cls.backbone_config_of(config)).patch_embed.img_size))
+
+    def get_video_features(self, pixel_values: torch.Tensor, **kwargs) -> VideoFeaturesOutput:
+        _check_video(pixel_values)
+        vit = self.model.timm_model
+        batch, frames, _, height, width = pixel_values.shape
+        trained = tuple(_pair(vit.patch_embed.img_size))
+        if not getattr(vit, "dynamic_img_size", False) and trained != (height, width):
+            raise ValueError(
+                f"this pe_video vision tower reads {trained[0]}x{trained[1]} frames (timm img_size, no "
+                f"dynamic_img_size), got {height}x{width}: use --resolution {trained[0]}x{trained[1]}"
+            )
+        ph, pw = _pair(vit.patch_embed.patch_size)
+        grid = (height // ph, width // pw)
+        num_hidden_states = len(vit.blocks) + 1
+        index = self.layer_index(num_hidden_states) % num_hidden_states
+        images = pixel_values.flatten(0, 1).to(next(self.model.parameters()).dtype)
+        tokens = timm_hidden_state(vit, images, index)[:, vit.num_prefix_tokens :]
+        return VideoFeaturesOutput(features=tokens.reshape(batch, frames, grid[0] * grid[1], -1), grid_size=grid)
+
+
 TRANSFORMERS_ADAPTERS: dict[str, type[BackboneAdapter]] = {
     "videomae": VideoMAEBackboneAdapter,
     "vjepa2": VJEPA2BackboneAdapter,
@@ -684,6 +771,8 @@ TRANSFORMERS_ADAPTERS: dict[str, type[BackboneAdapter]] = {
     "xclip_vision_model": XCLIPBackboneAdapter,
     "videoprism": VideoPrismBackboneAdapter,
     "videoprism_vision_model": VideoPrismBackboneAdapter,
+    "pe_video": PeVideoBackboneAdapter,
+    "pe_video_encoder": PeVideoBackboneAdapter,
 }
 
 BACKBONE_ADAPTERS: dict[str, type[BackboneAdapter]] = {
@@ -693,9 +782,8 @@ BACKBONE_ADAPTERS: dict[str, type[BackboneAdapter]] = {
     **TRANSFORMERS_ADAPTERS,
 }
 
-UNSUPPORTED_FAMILIES = {
-    "pe_video": "its video encoder sees one pooled embedding per frame (no token grid) from a timm vision tower",
-}
+# model_type -> why no adapter can exist (a family the readouts cannot read gets a reason here instead of an adapter).
+UNSUPPORTED_FAMILIES: dict[str, str] = {}
 
 
 def register_backbone_adapter(model_type: str, adapter_class: type[BackboneAdapter]) -> None:
@@ -815,6 +903,7 @@ __all__ = [
     "Siglip2BackboneAdapter",
     "XCLIPBackboneAdapter",
     "VideoPrismBackboneAdapter",
+    "PeVideoBackboneAdapter",
     "BACKBONE_ADAPTERS",
     "READOUT_DEPTHS",
     "UNSUPPORTED_FAMILIES",
@@ -823,5 +912,5 @@ __all__ = [
     "dense_feature_extractor",
     "hidden_state_index",
     "register_backbone_adapter",
-    "resample_frames",
+    "timm_hidden_state",
 ]

@@ -1,4 +1,4 @@
-"""Conversion of the released 4DS checkpoints (and golden-fixture parity runner).
+"""Conversion of the released 4DS checkpoints: the key map from the JAX/Flax arrays onto :class:`FourDSModel`.
 
 Recognised files (spec §4): ``scaling4d_dist_b.npz`` and ``scaling4d_e.npz`` (bare backbone, keys
 ``params/encoder/...`` and ``params/processor/layers_{i}/...``) and ``scaling4d_dist_b_depth.npz`` (backbone under
@@ -9,31 +9,22 @@ readout depth and the decoding patch size come from a preset or overrides.
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
-import torch
-
-from rep4d.conversion import (
+from ..configuration.configuration_fourds import FOURDS_PRESETS, FourDSConfig
+from ..conversion import (
     CheckpointConverter,
     ConversionError,
     ParamSource,
     Shapes,
     attention_readout_sources,
-    dense_general_in,
-    dense_general_out,
-    dense_kernel,
-    flatten,
-    fused,
     layer_indices,
-    register_converter,
+    layer_norm_sources,
+    mlp_sources,
+    self_attention_sources,
     source,
 )
-from rep4d.parity import ParityOutputs, Tolerance, load_case_arrays, register_parity_runner
-
-from ..configuration.configuration_fourds import FOURDS_PRESETS, FourDSConfig
 from ..processing.video_processing_fourds import FourDSVideoProcessor
-from .layers import patches_to_video, readout_layer_index
-from .modeling_fourds import FourDSForDepthEstimation, FourDSModel
+from .modeling_fourds import FourDSForDepthEstimation, FourDSModel, readout_hidden_state_index
 
 BACKBONE_PREFIXES = {"backbone": "params/", "depth": "params/layers_0/"}
 READOUT_PREFIX = "params/layers_2/"
@@ -90,6 +81,11 @@ def infer_decoding_patch(frames, height, width, num_queries, num_classes, channe
         f"cannot infer the readout decoding patch from {num_queries} queries x {num_classes} outputs "
         f"(candidates {candidates or 'none'}); pass readout_decoding_patch_size (--decoding-patch-size)"
     )
+
+
+def depth_backbone_layers(config: FourDSConfig) -> int:
+    """Blocks of the backbone of :class:`FourDSForDepthEstimation`: those up to the readout layer."""
+    return readout_hidden_state_index(config.num_hidden_layers, config.readout_depth)
 
 
 class FourDSConverter(CheckpointConverter):
@@ -184,27 +180,10 @@ class FourDSConverter(CheckpointConverter):
         for layer in range(num_layers):
             src = f"{ckpt}processor/layers_{layer}/"
             dst = f"{model}encoder.layers.{layer}."
-            attention = f"{src}attention/"
-            sources.update(
-                {
-                    f"{dst}attention_norm.weight": source(f"{src}attention_norm/scale"),
-                    f"{dst}attention_norm.bias": source(f"{src}attention_norm/bias"),
-                    f"{dst}attention.qkv.weight": fused(
-                        *(f"{attention}{n}/kernel" for n in ("query", "key", "value")), transform=dense_general_in
-                    ),
-                    f"{dst}attention.qkv.bias": fused(
-                        *(f"{attention}{n}/bias" for n in ("query", "key", "value")), transform=flatten
-                    ),
-                    f"{dst}attention.out_proj.weight": source(f"{attention}out/kernel", transform=dense_general_out),
-                    f"{dst}attention.out_proj.bias": source(f"{attention}out/bias"),
-                    f"{dst}mlp_norm.weight": source(f"{src}mlp_norm/scale"),
-                    f"{dst}mlp_norm.bias": source(f"{src}mlp_norm/bias"),
-                    f"{dst}mlp.dense_in.weight": source(f"{src}mlp/dense_in/kernel", transform=dense_kernel),
-                    f"{dst}mlp.dense_in.bias": source(f"{src}mlp/dense_in/bias"),
-                    f"{dst}mlp.dense_out.weight": source(f"{src}mlp/dense_out/kernel", transform=dense_kernel),
-                    f"{dst}mlp.dense_out.bias": source(f"{src}mlp/dense_out/bias"),
-                }
-            )
+            sources.update(layer_norm_sources(f"{src}attention_norm", f"{dst}attention_norm"))
+            sources.update(self_attention_sources(f"{src}attention", f"{dst}attention"))
+            sources.update(layer_norm_sources(f"{src}mlp_norm", f"{dst}mlp_norm"))
+            sources.update(mlp_sources(f"{src}mlp", f"{dst}mlp"))
         if variant == "depth":
             sources.update(attention_readout_sources(READOUT_PREFIX, "readout."))
         return sources
@@ -213,127 +192,6 @@ class FourDSConverter(CheckpointConverter):
         return FourDSVideoProcessor.for_config(config)
 
 
-FOURDS_CONVERTER = register_converter(FourDSConverter())
+FOURDS_CONVERTER = FourDSConverter()
 
-
-# Golden-fixture parity ----------------------------------------------------------------------------------------------
-
-
-def depth_backbone_layers(config: FourDSConfig) -> int:
-    """Blocks of the backbone of :class:`FourDSForDepthEstimation`: those up to the readout layer."""
-    return max(readout_layer_index(config.num_hidden_layers + 1, config.readout_depth) - 1, 0)
-
-
-def config_from_case(case: dict) -> FourDSConfig:
-    """A FourDSConfig built from a fixture's ``case.json`` alone."""
-    values = dict(
-        hidden_size=case["width"],
-        num_hidden_layers=case["depth"],
-        num_attention_heads=case["heads"],
-        intermediate_size=case["mlp"],
-        tubelet_size=case["patch_size"],
-        image_size=case["image_size"],
-        num_frames=case["num_frames"],
-        num_channels=case["in_channels"],
-        layer_norm_eps=case.get("layer_norm_epsilon", 1e-6),
-        hidden_act="gelu_pytorch_tanh" if case.get("gelu", "tanh_approximation").startswith("tanh") else "gelu",
-        readout_depth=case["readout_depth"],
-    )
-    if case.get("qk_norm"):
-        raise ConversionError("4DS cases with q/k normalisation are not supported (no released model uses it)")
-    head = case.get("readout_head")
-    if head:
-        output_shape = head["output_shape"]
-        values.update(
-            readout_num_params=head["num_params"],
-            readout_num_heads=head["num_heads"],
-            readout_decoding_patch_size=head["decoding_patch_size"],
-            readout_output_channels=output_shape[3] if len(output_shape) > 3 else 1,
-            readout_num_frames=output_shape[0],
-        )
-        if list(output_shape[1:3]) != list(case["image_size"]):
-            raise ConversionError(f"readout output {output_shape} does not match the image size {case['image_size']}")
-    return FourDSConfig(**values)
-
-
-def accepts_case(case: dict, case_dir: Path) -> bool:
-    return case.get("layout") in ("bare", "sequential_depth") and "width" in case and "patch_size" in case
-
-
-def run_case(case_dir: Path, case: dict) -> ParityOutputs:
-    from rep4d.conversion import load_converted_model, plan_conversion
-
-    params = load_case_arrays(case_dir / "params.npz")
-    video = load_case_arrays(case_dir / "inputs.npz")["video"]
-    shapes = {key: tuple(value.shape) for key, value in params.items()}
-    variant = "depth" if case["layout"] == "sequential_depth" else "backbone"
-    found = FOURDS_CONVERTER.identify(shapes)
-    if found != variant:
-        raise ConversionError(f"case layout {case['layout']!r} but the params look like a 4DS {found or 'unknown'} file")
-    config = config_from_case(case)
-    plan = plan_conversion(shapes, FOURDS_CONVERTER, variant, config=config)
-    model = load_converted_model(plan, params)
-    backbone = model
-    if variant == "depth":
-        # The depth model leaves out the blocks above its readout layer; the cases also compare every block's
-        # output, so the backbone comparisons run on a full backbone built from the same arrays.
-        sources = FOURDS_CONVERTER.parameter_sources(shapes, config, variant, num_layers=config.num_hidden_layers)
-        prefix = "fourds."
-        state = {
-            name[len(prefix):]: src.build(*(torch.from_numpy(params[key]) for key in src.keys)).float()
-            for name, src in sources.items()
-            if name.startswith(prefix)
-        }
-        backbone = FourDSModel(config)
-        backbone.load_state_dict(state, strict=True)
-        backbone.eval()
-    pixel_values = torch.from_numpy(video).permute(0, 1, 4, 2, 3).contiguous()
-
-    outputs = {}
-    with torch.no_grad():
-        result = backbone(pixel_values, output_hidden_states=True)
-        hidden = result.hidden_states
-        layers = config.num_hidden_layers
-        outputs["patch_embedding"] = backbone.embeddings.patch_embed(pixel_values)
-        outputs["tokens"] = hidden[0]
-        outputs["features"] = torch.stack([hidden[max(i - 1, 0)] for i in range(layers + 1)])
-        outputs["last_block_output"] = hidden[layers]
-        outputs["readout_features"] = result.readout_features
-        block = backbone.encoder.layers[0]
-        backbone.set_attn_implementation("eager")
-        normed = block.attention_norm(hidden[0])
-        attended, weights = block.attention(normed)
-        after_attention = hidden[0] + attended
-        mlp_norm = block.mlp_norm(after_attention)
-        mlp = block.mlp(mlp_norm)
-        outputs.update(
-            block0_attention_norm=normed,
-            block0_attn_weights=weights,
-            block0_attention=attended,
-            block0_mlp_norm=mlp_norm,
-            block0_mlp=mlp,
-            block0_output=after_attention + mlp,
-        )
-        if variant == "depth":
-            readout = model.readout
-            logits, inter = readout(result.readout_features, return_intermediates=True)
-            batch, queries = inter["logits"].shape[:2]
-            heads, head_dim = readout.num_heads, readout.head_dim
-            outputs.update(
-                readout_input_norm=inter["input_norm"],
-                readout_key=inter["key"].reshape(batch, -1, heads, head_dim),
-                readout_value=inter["value"].reshape(batch, -1, heads, head_dim),
-                readout_attention=inter["attention"],
-                readout_attn_proj=inter["attn_proj"],
-                readout_mlp_norm=inter["mlp_norm"],
-                readout_mlp=inter["mlp"],
-                readout_logits=inter["logits"],
-                output=patches_to_video(inter["logits"], model.output_shape, config.readout_decoding_patch_size),
-            )
-    arrays = {key: value.detach().cpu().numpy() for key, value in outputs.items()}
-    return ParityOutputs(arrays, default=Tolerance(atol=5e-5))
-
-
-register_parity_runner("fourds", accepts_case, run_case)
-
-__all__ = ["FourDSConverter", "FOURDS_CONVERTER", "config_from_case", "infer_decoding_patch"]
+__all__ = ["FourDSConverter", "FOURDS_CONVERTER", "infer_decoding_patch"]

@@ -7,7 +7,7 @@ their file names. No model code of ours is involved: spec §4 shows that ``Dinov
 ``num_register_tokens=0``, ``hidden_act="gelu_pytorch_tanh"``, ``layerscale_value=1.0`` and ``layer_norm_eps=1e-6``
 reproduces the official encoder, its antialiased bicubic position-table resize included (``Dinov2Model`` does not:
 its resize has no antialiasing). This module holds only the key map (spec §3.2) and the config builder; the parity
-runner is ``rep4d.parity_omnivorous`` and the demo (pre-processing, score, PCA) ``rep4d.omnivorous``.
+runner is ``rep4d.parity.omnivorous`` and the demo (pre-processing, score, PCA) ``rep4d.omnivorous``.
 """
 
 from __future__ import annotations
@@ -16,16 +16,16 @@ import logging
 
 import torch
 
-from rep4d.conversion import (
+from ..conversion import (
     CheckpointConverter,
     ConversionError,
     ParamSource,
     Shapes,
-    dense_general_in,
-    dense_general_out,
-    dense_kernel,
-    flatten,
-    register_converter,
+    dense_general_in_sources,
+    dense_general_out_sources,
+    dense_sources,
+    flax_hidden_act,
+    layer_norm_sources,
     source,
 )
 
@@ -99,7 +99,6 @@ def dinov2_config(
         )
     if width % heads:
         raise ConversionError(f"width {width} is not a multiple of the {heads} heads")
-    act = "gelu_pytorch_tanh" if str(gelu).startswith("tanh") else "gelu"
     ratio, fractional = divmod(int(mlp), int(width))
     if fractional and not allow_fractional_mlp_ratio:
         raise ConversionError(
@@ -107,7 +106,8 @@ def dinov2_config(
         )
     config = Dinov2WithRegistersConfig(
         hidden_size=int(width), num_hidden_layers=int(depth), num_attention_heads=int(heads),
-        mlp_ratio=max(ratio, 1), hidden_act=act, layer_norm_eps=float(layer_norm_eps), layerscale_value=1.0,
+        mlp_ratio=max(ratio, 1), hidden_act=flax_hidden_act(gelu), layer_norm_eps=float(layer_norm_eps),
+        layerscale_value=1.0,
         num_register_tokens=0, image_size=table[0] * patch[0] if patch[0] == patch[1] else [t * p for t, p in
                                                                                                 zip(table, patch)],
         patch_size=patch[0] if patch[0] == patch[1] else patch, num_channels=int(num_channels), qkv_bias=True,
@@ -154,31 +154,20 @@ def parameter_sources(config) -> dict[str, ParamSource]:
             f"{TOKENIZER}embedding.kernel", transform=lambda k: k.permute(3, 2, 0, 1)
         ),
         "embeddings.patch_embeddings.projection.bias": source(f"{TOKENIZER}embedding.bias"),
-        "layernorm.weight": source("encoder_norm.scale"),
-        "layernorm.bias": source("encoder_norm.bias"),
+        **layer_norm_sources("encoder_norm", "layernorm", sep="."),
     }
     for layer in range(config.num_hidden_layers):
         src, dst = f"{BLOCK}{layer}.", f"encoder.layer.{layer}."
         attention = f"{src}{ATTENTION}"
-        sources.update({
-            f"{dst}norm1.weight": source(f"{src}LayerNorm_0.scale"),
-            f"{dst}norm1.bias": source(f"{src}LayerNorm_0.bias"),
-            f"{dst}attention.o_proj.weight": source(f"{attention}out.kernel", transform=dense_general_out),
-            f"{dst}attention.o_proj.bias": source(f"{attention}out.bias"),
-            f"{dst}layer_scale1.lambda1": constant((width,), 1.0),
-            f"{dst}norm2.weight": source(f"{src}LayerNorm_1.scale"),
-            f"{dst}norm2.bias": source(f"{src}LayerNorm_1.bias"),
-            f"{dst}mlp.fc1.weight": source(f"{src}MlpBlock_0.Dense_0.kernel", transform=dense_kernel),
-            f"{dst}mlp.fc1.bias": source(f"{src}MlpBlock_0.Dense_0.bias"),
-            f"{dst}mlp.fc2.weight": source(f"{src}MlpBlock_0.Dense_1.kernel", transform=dense_kernel),
-            f"{dst}mlp.fc2.bias": source(f"{src}MlpBlock_0.Dense_1.bias"),
-            f"{dst}layer_scale2.lambda1": constant((width,), 1.0),
-        })
+        sources.update(layer_norm_sources(f"{src}LayerNorm_0", f"{dst}norm1", sep="."))
+        sources.update(dense_general_out_sources(f"{attention}out", f"{dst}attention.o_proj", sep="."))
+        sources[f"{dst}layer_scale1.lambda1"] = constant((width,), 1.0)
+        sources.update(layer_norm_sources(f"{src}LayerNorm_1", f"{dst}norm2", sep="."))
+        sources.update(dense_sources(f"{src}MlpBlock_0.Dense_0", f"{dst}mlp.fc1", sep="."))
+        sources.update(dense_sources(f"{src}MlpBlock_0.Dense_1", f"{dst}mlp.fc2", sep="."))
+        sources[f"{dst}layer_scale2.lambda1"] = constant((width,), 1.0)
         for flax_name, torch_name in (("query", "q_proj"), ("key", "k_proj"), ("value", "v_proj")):
-            sources[f"{dst}attention.{torch_name}.weight"] = source(
-                f"{attention}{flax_name}.kernel", transform=dense_general_in
-            )
-            sources[f"{dst}attention.{torch_name}.bias"] = source(f"{attention}{flax_name}.bias", transform=flatten)
+            sources.update(dense_general_in_sources(f"{attention}{flax_name}", f"{dst}attention.{torch_name}", sep="."))
     return sources
 
 
@@ -247,7 +236,7 @@ class OmnivorousConverter(CheckpointConverter):
         return image_processor()
 
 
-OMNIVOROUS_CONVERTER = register_converter(OmnivorousConverter())
+OMNIVOROUS_CONVERTER = OmnivorousConverter()
 
 __all__ = [
     "OMNIVOROUS_CONVERTER", "OmnivorousConverter", "RELEASED_FILES", "config_from_flax", "dinov2_config",

@@ -13,25 +13,35 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import PreTrainedModel
-from transformers import initialization as init
-from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import ModelOutput, can_return_tuple
 
 from ..configuration.configuration_fourds import FourDSConfig
-from .layers import (
-    AttentionReadout,
-    FeedForward,
-    SelfAttention,
-    check_video_input,
-    cubic_resize,
-    cubic_resize_matrix,
-    init_reference_weights,
-    patches_to_video,
-    readout_layer_index,
-    video_to_patches,
-)
+from .attention_readout import AttentionReadout
+from .layers import PreNormViTLayer
+from .losses import depth_loss
 from .outputs import VideoFeaturesOutput
+from .patches import patches_to_video, video_to_patches
+from .pretrained import Rep4DPreTrainedModel, trunc_normal_init_
+from .resampling import cubic_resize, resample_frames
+from .video_inputs import check_video_input
+
+
+def readout_layer_index(num_features: int, readout_depth: float) -> int:
+    """Index into the reference feature list: ``int(len(features) * readout_depth) - 1`` in double arithmetic."""
+    index = int(num_features * float(readout_depth)) - 1
+    if not 0 <= index < num_features:
+        raise ValueError(
+            f"readout_depth={readout_depth} selects feature {index}, outside the {num_features} available features"
+        )
+    return index
+
+
+def readout_hidden_state_index(num_hidden_layers: int, readout_depth: float) -> int:
+    """Index into ``hidden_states`` (embeddings first) of the reference feature at ``readout_depth`` of
+    ``num_hidden_layers`` blocks. The reference list duplicates the tokens (``F[0] = F[1] = tokens``), so
+    ``F[i] = hidden_states[max(i - 1, 0)]``: ``max(int((L + 1) * depth) - 2, 0)``."""
+    return max(readout_layer_index(num_hidden_layers + 1, readout_depth) - 1, 0)
 
 
 @dataclass
@@ -134,53 +144,72 @@ class FourDSEmbeddings(nn.Module):
         return x + self.position_embedding_for(grid).to(x.dtype)
 
 
-class FourDSLayer(GradientCheckpointingLayer):
+class FourDSLayer(PreNormViTLayer):
     """Pre-LN transformer block: ``x += Attn(LN(x)); x += MLP(LN(x))``."""
-
-    def __init__(self, config: FourDSConfig):
-        super().__init__()
-        self.attention_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.attention = SelfAttention(config, config.hidden_size, config.num_attention_heads)
-        self.mlp_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.mlp = FeedForward(config.hidden_size, config.intermediate_size, act=config.hidden_act)
-
-    def forward(self, hidden_states: torch.Tensor, **kwargs) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attended, weights = self.attention(self.attention_norm(hidden_states), **kwargs)
-        hidden_states = hidden_states + attended
-        hidden_states = hidden_states + self.mlp(self.mlp_norm(hidden_states))
-        return hidden_states, weights
 
 
 class FourDSEncoder(nn.Module):
+    """The stack of pre-LN blocks (no final norm); ``num_layers`` defaults to ``config.num_hidden_layers``."""
+
     def __init__(self, config: FourDSConfig, num_layers: int | None = None):
         super().__init__()
         num_layers = config.num_hidden_layers if num_layers is None else num_layers
         self.layers = nn.ModuleList([FourDSLayer(config) for _ in range(num_layers)])
         self.gradient_checkpointing = False
 
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+        start: int = 0,
+        end: int | None = None,
+        **kwargs,
+    ) -> BaseModelOutput:
+        """Run blocks ``start:end`` (default: all) on (B, N, D) tokens.
 
-class FourDSPreTrainedModel(PreTrainedModel):
+        Returns ``last_hidden_state`` (B, N, D); ``hidden_states`` (when asked): the input, then every block's
+        output; ``attentions`` (when asked): every block's (B, heads, N, N) probabilities (None under SDPA).
+        Every block is a ``GradientCheckpointingLayer``: ``model.gradient_checkpointing_enable()`` covers them.
+        """
+        all_hidden_states = [hidden_states] if output_hidden_states else None
+        all_attentions = [] if output_attentions else None
+        for layer in self.layers[start:end]:
+            hidden_states, weights = layer(hidden_states, **kwargs)
+            if output_hidden_states:
+                all_hidden_states.append(hidden_states)
+            if output_attentions:
+                all_attentions.append(weights)
+        return BaseModelOutput(
+            last_hidden_state=hidden_states,
+            hidden_states=tuple(all_hidden_states) if output_hidden_states else None,
+            attentions=tuple(all_attentions) if output_attentions else None,
+        )
+
+
+def continue_outputs(first: BaseModelOutput, second: BaseModelOutput) -> BaseModelOutput:
+    """Join the outputs of two consecutive :meth:`FourDSEncoder.forward` calls (the second's input, the first's
+    output, is not repeated)."""
+    return BaseModelOutput(
+        last_hidden_state=second.last_hidden_state,
+        hidden_states=None if first.hidden_states is None else first.hidden_states + second.hidden_states[1:],
+        attentions=None if first.attentions is None else first.attentions + second.attentions,
+    )
+
+
+class FourDSPreTrainedModel(Rep4DPreTrainedModel):
     config: FourDSConfig
     config_class = FourDSConfig
     base_model_prefix = "fourds"
-    main_input_name = "pixel_values"
-    input_modalities = "video"
-    supports_gradient_checkpointing = True
     _no_split_modules = ["FourDSLayer"]
-    _supports_sdpa = True
-    _supports_flash_attn = True
-    _supports_flex_attn = True
-    _supports_attention_backend = True
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        std = self.config.initializer_range
-        if init_reference_weights(module, std):
-            return
+        super()._init_weights(module)
         if isinstance(module, FourDSEmbeddings):
-            init.trunc_normal_(module.position_embeddings, std=std, a=-2 * std, b=2 * std)
+            trunc_normal_init_(module.position_embeddings, self.config.initializer_range)
         elif isinstance(module, FourDSDecodingTokens):
-            init.trunc_normal_(module.tokens, std=std, a=-2 * std, b=2 * std)
+            trunc_normal_init_(module.tokens, self.config.initializer_range)
 
 
 class FourDSDecodingTokens(nn.Module):
@@ -226,11 +255,7 @@ class FourDSModel(FourDSPreTrainedModel):
     def resample_readout_features(self, features: torch.Tensor, grid, num_frames: int) -> torch.Tensor:
         """(B, N, D) tokens -> (B, num_frames, h*w, D), cubic-resampled in time as ``jax.image.resize``."""
         t, h, w = grid
-        features = features.reshape(features.shape[0], t, h * w, features.shape[-1])
-        if t == num_frames:
-            return features
-        weights = cubic_resize_matrix(t, num_frames).to(device=features.device, dtype=features.dtype)
-        return torch.einsum("oi,bisd->bosd", weights, features)
+        return resample_frames(features.reshape(features.shape[0], t, h * w, features.shape[-1]), num_frames)
 
     def get_video_features(
         self,
@@ -299,28 +324,21 @@ class FourDSModel(FourDSPreTrainedModel):
             interpolate_pos_encoding = self.config.interpolate_pos_encoding
         grid = self.embeddings.token_grid(pixel_values, interpolate_pos_encoding)
 
-        hidden_states = self.embeddings(pixel_values, interpolate_pos_encoding=interpolate_pos_encoding)
-        all_hidden_states = [hidden_states]
-        all_attentions = []
-        readout_source = hidden_states if self.readout_hidden_state_index == 0 else None
-        layers = self.encoder.layers
-        if readout_only:
-            layers = layers[: self.readout_hidden_state_index]
-        for index, layer in enumerate(layers, start=1):
-            hidden_states, weights = layer(hidden_states, **kwargs)
-            if output_hidden_states:
-                all_hidden_states.append(hidden_states)
-            if output_attentions:
-                all_attentions.append(weights)
-            if index == self.readout_hidden_state_index:
-                readout_source = hidden_states
-
-        readout_features = self.resample_readout_features(readout_source, grid, pixel_values.shape[1])
+        embeddings = self.embeddings(pixel_values, interpolate_pos_encoding=interpolate_pos_encoding)
+        # The blocks up to the readout layer, then (unless readout_only) the ones above it.
+        split = self.readout_hidden_state_index
+        outputs = self.encoder(embeddings, output_hidden_states, output_attentions, end=split, **kwargs)
+        readout_features = self.resample_readout_features(outputs.last_hidden_state, grid, pixel_values.shape[1])
+        if not readout_only:
+            upper = self.encoder(
+                outputs.last_hidden_state, output_hidden_states, output_attentions, start=split, **kwargs
+            )
+            outputs = continue_outputs(outputs, upper)
         return FourDSModelOutput(
-            last_hidden_state=hidden_states,
+            last_hidden_state=outputs.last_hidden_state,
             readout_features=readout_features,
-            hidden_states=tuple(all_hidden_states) if output_hidden_states else None,
-            attentions=tuple(all_attentions) if output_attentions else None,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
         )
 
 
@@ -396,29 +414,6 @@ class FourDSForDepthEstimation(FourDSPreTrainedModel):
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )
-
-
-def depth_valid_mask(
-    predicted: torch.Tensor, labels: torch.Tensor, valid_mask: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Checked (B, T, H, W) bool mask of the pixels a depth loss counts: ``valid_mask`` if given, else the pixels
-    with finite ground truth > 0."""
-    if labels.shape != predicted.shape:
-        raise ValueError(f"depth labels must have shape {tuple(predicted.shape)} (B, T, H, W), got {tuple(labels.shape)}")
-    if valid_mask is None:
-        return torch.isfinite(labels) & (labels > 0)
-    if valid_mask.shape != labels.shape:
-        raise ValueError(f"valid_mask must have shape {tuple(labels.shape)}, got {tuple(valid_mask.shape)}")
-    return valid_mask.bool()
-
-
-def depth_loss(
-    predicted: torch.Tensor, labels: torch.Tensor, valid_mask: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Mean squared error over valid pixels (finite ground truth > 0 unless a mask is given)."""
-    valid_mask = depth_valid_mask(predicted, labels, valid_mask)
-    squared = (predicted.float() - torch.nan_to_num(labels.float())) ** 2
-    return (squared * valid_mask).sum() / valid_mask.sum().clamp_min(1)
 
 
 @dataclass
@@ -537,19 +532,16 @@ class FourDSForPreTraining(FourDSPreTrainedModel):
                 raise ValueError("every row of mask must hide the same number of tubelets and keep at least one")
         visible_index = (~mask).nonzero()[:, 1].reshape(batch, -1)
         hidden = torch.gather(tokens, 1, visible_index[..., None].expand(-1, -1, width))
-        layers = self.fourds.encoder.layers
-        split = len(layers) - self.config.decoder_num_layers
-        all_hidden_states, all_attentions = [hidden], []
-        for index, layer in enumerate(layers):
-            if index == split:
-                decoding = self.decoding_tokens.tokens.expand(batch, -1, -1).to(hidden.dtype)
-                hidden = torch.cat([hidden, decoding], dim=1)
-            hidden, weights = layer(hidden, **kwargs)
-            if output_hidden_states:
-                all_hidden_states.append(hidden)
-            if output_attentions:
-                all_attentions.append(weights)
-        logits = self.pixel_decoder(hidden[:, -self.decoding_tokens.tokens.shape[1] :])
+        # The encoder blocks see the visible tokens; the last decoder_num_layers blocks also the decoding tokens.
+        encoder = self.fourds.encoder
+        split = len(encoder.layers) - self.config.decoder_num_layers
+        outputs = encoder(hidden, output_hidden_states, output_attentions, end=split, **kwargs)
+        decoding = self.decoding_tokens.tokens.expand(batch, -1, -1).to(outputs.last_hidden_state.dtype)
+        decoder_input = torch.cat([outputs.last_hidden_state, decoding], dim=1)
+        outputs = continue_outputs(
+            outputs, encoder(decoder_input, output_hidden_states, output_attentions, start=split, **kwargs)
+        )
+        logits = self.pixel_decoder(outputs.last_hidden_state[:, -self.decoding_tokens.tokens.shape[1] :])
         target = video_to_patches(pixel_values.permute(0, 1, 3, 4, 2), self.config.decoder_patch_size)
         loss = nn.functional.mse_loss(logits.float(), target.float())
         return FourDSPreTrainingOutput(
@@ -557,8 +549,8 @@ class FourDSForPreTraining(FourDSPreTrainedModel):
             logits=logits,
             mask=mask.to(logits.dtype),
             reconstruction=self.reconstruct(logits),
-            hidden_states=tuple(all_hidden_states) if output_hidden_states else None,
-            attentions=tuple(all_attentions) if output_attentions else None,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
         )
 
 

@@ -17,22 +17,16 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from transformers import PreTrainedModel
-from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput, can_return_tuple, logging
 
 from ..configuration.configuration_moog import MooGConfig
-from .layers import (
-    AttentionReadout,
-    FeedForward,
-    activation,
-    attention_interface,
-    check_video_input,
-    init_reference_weights,
-    split_heads,
-)
+from .attention_readout import AttentionReadout
+from .layers import FeedForward, MultiHeadAttention, activation, split_heads
+from .losses import masked_mean_squared_error
 from .outputs import BoxTrackingOutput, DepthEstimationOutput, PointTrackingOutput, VideoFeaturesOutput
+from .pretrained import Rep4DPreTrainedModel, trunc_normal_init_
+from .video_inputs import check_video_input
 
 logger = logging.get_logger(__name__)
 
@@ -219,10 +213,6 @@ class MooGBoxTrackingOutput(BoxTrackingOutput):
     features: torch.FloatTensor | None = None
 
 
-# Kept for imports of the earlier name: the point output (box heads return MooGBoxTrackingOutput).
-MooGTrackingOutput = MooGPointTrackingOutput
-
-
 @dataclass
 class MooGDepthEstimatorOutput(DepthEstimationOutput):
     """Outputs of :class:`MooGForDepthEstimation`: the shared :class:`~rep4d.modeling.outputs.DepthEstimationOutput`
@@ -237,16 +227,12 @@ class MooGDepthEstimatorOutput(DepthEstimationOutput):
 # Transformer ("ImprovedTransformer")
 
 
-class MooGImprovedMHDPA(nn.Module):
-    """The reference ``ImprovedMHDPAttention``: multi-head attention with per-head RMS-normalised queries and keys; q/k/v without bias, output with bias."""
+class MooGImprovedMHDPA(MultiHeadAttention):
+    """The reference ``ImprovedMHDPAttention``: multi-head attention with per-head RMS-normalised queries and keys;
+    q/k/v without bias, output with bias."""
 
     def __init__(self, config, query_dim: int, kv_dim: int, qkv_size: int, num_heads: int):
-        super().__init__()
-        self.config = config
-        self.num_heads = num_heads
-        self.head_dim = qkv_size // num_heads
-        self.scaling = self.head_dim**-0.5
-        self.is_causal = False
+        super().__init__(config, qkv_size, num_heads)
         self.q_proj = nn.Linear(query_dim, qkv_size, bias=False)
         self.k_proj = nn.Linear(kv_dim, qkv_size, bias=False)
         self.v_proj = nn.Linear(kv_dim, qkv_size, bias=False)
@@ -255,13 +241,10 @@ class MooGImprovedMHDPA(nn.Module):
         self.out_proj = nn.Linear(qkv_size, query_dim)
 
     def forward(self, hidden_states: torch.Tensor, key_value_states: torch.Tensor, **kwargs):
-        batch, length, _ = hidden_states.shape
         query = self.q_norm(split_heads(self.q_proj(hidden_states), self.num_heads))
         key = self.k_norm(split_heads(self.k_proj(key_value_states), self.num_heads))
         value = split_heads(self.v_proj(key_value_states), self.num_heads)
-        attention = attention_interface(self.config)
-        output, weights = attention(self, query, key, value, None, scaling=self.scaling, dropout=0.0, is_causal=False)
-        return self.out_proj(output.reshape(batch, length, -1)), weights
+        return self.attend(query, key, value)
 
 
 class MooGTransformerLayer(GradientCheckpointingLayer):
@@ -347,6 +330,28 @@ class MooGTransformer(nn.Module):
 # Encoder, decoder, heads
 
 
+class MooGTokenProjection(nn.Module):
+    """``[Dense] -> LayerNorm -> [Dense]`` over the encoder tokens (spec §2.3).
+
+    The reference builds this as an ``ImprovedTransformer`` with no blocks, which computes exactly this; the
+    parameter names (``input_proj``, ``final_norm``, ``output_proj``) are those of :class:`MooGTransformer`, so
+    converted checkpoints load unchanged. Each Dense is present only when its width is set.
+    """
+
+    def __init__(self, config, width: int, hidden_size: int | None = None, output_size: int | None = None):
+        super().__init__()
+        inner = hidden_size or width
+        self.input_proj = nn.Linear(width, hidden_size) if hidden_size else None
+        self.final_norm = nn.LayerNorm(inner, eps=config.layer_norm_eps, bias=False)
+        self.output_proj = nn.Linear(inner, output_size) if output_size else None
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        if self.input_proj is not None:
+            hidden_states = self.input_proj(hidden_states)
+        hidden_states = self.final_norm(hidden_states)
+        return hidden_states if self.output_proj is None else self.output_proj(hidden_states)
+
+
 class MooGEncoder(nn.Module):
     """Per-frame CNN (SAME padding) -> LayerNorm -> Fourier features -> Dense -> LayerNorm [-> Dense] (spec §2.1-2.3)."""
 
@@ -367,15 +372,8 @@ class MooGEncoder(nn.Module):
             if config.posenc_mode == "project_add"
             else None
         )
-        self.token_projection = MooGTransformer(
-            config,
-            config.encoder_input_size,
-            num_layers=0,
-            qkv_size=1,
-            num_heads=1,
-            mlp_size=1,
-            hidden_size=config.encoder_hidden_size,
-            output_size=config.encoder_output_size,
+        self.token_projection = MooGTokenProjection(
+            config, config.encoder_input_size, config.encoder_hidden_size, config.encoder_output_size
         )
 
     def feature_map_size(self, height: int, width: int) -> tuple[int, int]:
@@ -408,7 +406,7 @@ class MooGEncoder(nn.Module):
             x = torch.cat([x, table.expand(count, -1, -1, -1)], dim=-1)
         else:
             x = x + self.posenc_proj(table)
-        tokens = self.token_projection(x.reshape(count, height * width, -1))[0]
+        tokens = self.token_projection(x.reshape(count, height * width, -1))
         return (tokens, x[..., : self.config.conv_features[-1]]) if return_conv else tokens
 
 
@@ -484,11 +482,6 @@ class MooGQueryEmbedding(nn.Module):
                 f"queries must have shape (batch, num_queries, {self.query_dim}), got {tuple(queries.shape)}"
             )
         return self.mlp(fourier_features(queries, self.num_bases).to(self.mlp.dense_in.weight.dtype))
-
-
-def visibility_from_logits(logits_visible, logits_certainty, threshold: float) -> torch.Tensor:
-    """Product rule of the reference: visible iff ``sigmoid(visible) * sigmoid(certain) > threshold``."""
-    return ((torch.sigmoid(logits_visible) * torch.sigmoid(logits_certainty)) > threshold).to(logits_visible.dtype)
 
 
 def point_tracking_output(
@@ -661,27 +654,18 @@ class MooGRecurrentPointReadout(nn.Module):
 # Models
 
 
-class MooGPreTrainedModel(PreTrainedModel):
+class MooGPreTrainedModel(Rep4DPreTrainedModel):
     config: MooGConfig
     config_class = MooGConfig
     base_model_prefix = "moog"
-    main_input_name = "pixel_values"
-    input_modalities = "video"
-    supports_gradient_checkpointing = True
     _no_split_modules = ["MooGTransformerLayer"]
-    _supports_sdpa = True
     _supports_flash_attn = False
-    _supports_flex_attn = True
-    _supports_attention_backend = True
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        std = self.config.initializer_range
-        if init_reference_weights(module, std):
-            return
-        if isinstance(module, MooGTrackingReadout):
-            if module.temporal_tile_embedding is not None:
-                init.trunc_normal_(module.temporal_tile_embedding, std=std, a=-2 * std, b=2 * std)
+        super()._init_weights(module)
+        if isinstance(module, MooGTrackingReadout) and module.temporal_tile_embedding is not None:
+            trunc_normal_init_(module.temporal_tile_embedding, self.config.initializer_range)
 
 
 class MooGModel(MooGPreTrainedModel):
@@ -801,8 +785,9 @@ class MooGModel(MooGPreTrainedModel):
         Args:
             pixel_values: (B, T, C, H, W) float video in [0, 1].
             state / initial_noise / num_tokens: as :meth:`forward`. When none of ``state``, ``initial_noise`` and
-                ``generator`` is given, the initial state is drawn from a generator seeded with 0, so the features
-                are a function of the video alone (cacheable, reproducible evaluation).
+                ``generator`` is given, the initial state is drawn once from a generator seeded with 0 and shared by every
+                clip of the batch, so the features are a function of the video alone (cacheable, reproducible
+                evaluation, independent of the batch position).
             grid_features: return the per-frame encoder tokens (B, T, h*w, E) on the CNN feature-map grid instead
                 of the latent states. MooG's K latent tokens are not tied to pixel positions; dense tasks that need
                 a feature per location (label propagation) read the encoder tokens, which carry no recurrent state.
@@ -820,7 +805,11 @@ class MooGModel(MooGPreTrainedModel):
             grid = self.encoder.feature_map_size(*pixel_values.shape[-2:])
             return VideoFeaturesOutput(features=tokens.unflatten(0, (batch, frames)), grid_size=grid)
         if state is None and initial_noise is None and generator is None:
+            # One noise draw shared by the whole batch: a clip's features must not depend on its batch position.
             generator = torch.Generator(device=pixel_values.device).manual_seed(0)
+            shape = (1, num_tokens or self.config.num_tokens, self.config.token_size)
+            initial_noise = torch.randn(shape, generator=generator, device=pixel_values.device)
+            initial_noise, generator = initial_noise.expand(pixel_values.shape[0], -1, -1), None
         outputs = self(
             pixel_values, state=state, initial_noise=initial_noise, generator=generator, num_tokens=num_tokens, **kwargs
         )
@@ -1126,6 +1115,24 @@ class _MooGTrackingBase(MooGPreTrainedModel):
         model.readout.load_state_dict(head.readout.state_dict())
         return model.eval()
 
+    def check_clip_length(self, pixel_values: torch.Tensor, advice: str = "") -> None:
+        """The released heads read clips of exactly ``config.readout_num_frames`` frames."""
+        frames = self.config.readout_num_frames
+        if pixel_values.shape[1] != frames:
+            raise ValueError(
+                f"the released {self.kind} head reads clips of exactly {frames} frames, got {pixel_values.shape[1]} "
+                f"(pixel_values shape {tuple(pixel_values.shape)}){advice}"
+            )
+
+    def backbone_then_head(self, pixel_values: torch.Tensor, read_head, **backbone_kwargs):
+        """``read_head(self.moog(pixel_values, **backbone_kwargs))``, the head's output carrying the backbone's
+        ``features``, ``final_state``, ``hidden_states`` and ``attentions``."""
+        outputs = self.moog(pixel_values, **backbone_kwargs)
+        result = read_head(outputs)
+        result.features, result.final_state = outputs.features, outputs.final_state
+        result.hidden_states, result.attentions = outputs.hidden_states, outputs.attentions
+        return result
+
 
 def _readout_fields(config: MooGConfig, kind: str) -> dict:
     prefixes = (f"{kind}_readout_", "readout_", "visibility_threshold", "recurrent_")
@@ -1186,14 +1193,20 @@ class MooGForPointTracking(_MooGTrackingBase):
                 query_points, pixel_values.shape, recurrent, query_frame_mask
             )
         check_queries(query_points, pixel_values.shape[0], 2, "query_points")
-        if not recurrent and pixel_values.shape[1] != self.config.readout_num_frames:
-            raise ValueError(
-                f"the released point head reads clips of exactly {self.config.readout_num_frames} frames, got "
-                f"{pixel_values.shape[1]} (pixel_values shape {tuple(pixel_values.shape)}); use clips of "
-                f"{self.config.readout_num_frames} frames or point_readout_type='recurrent'"
+        if not recurrent:
+            self.check_clip_length(
+                pixel_values, f"; use clips of {self.config.readout_num_frames} frames or point_readout_type='recurrent'"
             )
-        outputs = self.moog(
+        frame_size = pixel_values.shape[-2:]
+
+        def read_head(outputs: MooGModelOutput) -> MooGPointTrackingOutput:
+            if recurrent:
+                return self.readout(outputs.states_concat, query_points, query_frame_mask, readout_state, frame_size)
+            return self.readout(outputs.features, query_points, frame_size)
+
+        return self.backbone_then_head(
             pixel_values,
+            read_head,
             state=state,
             initial_noise=initial_noise,
             generator=generator,
@@ -1202,14 +1215,6 @@ class MooGForPointTracking(_MooGTrackingBase):
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
         )
-        frame_size = pixel_values.shape[-2:]
-        if recurrent:
-            result = self.readout(outputs.states_concat, query_points, query_frame_mask, readout_state, frame_size)
-        else:
-            result = self.readout(outputs.features, query_points, frame_size)
-        result.features, result.final_state = outputs.features, outputs.final_state
-        result.hidden_states, result.attentions = outputs.hidden_states, outputs.attentions
-        return result
 
 
 class MooGForBoxTracking(_MooGTrackingBase):
@@ -1248,13 +1253,10 @@ class MooGForBoxTracking(_MooGTrackingBase):
         """
         check_video_input(pixel_values, self.config.num_channels)
         check_queries(query_boxes, pixel_values.shape[0], 4, "query_boxes")
-        if pixel_values.shape[1] != self.config.readout_num_frames:
-            raise ValueError(
-                f"the released box head reads clips of exactly {self.config.readout_num_frames} frames, got "
-                f"{pixel_values.shape[1]} (pixel_values shape {tuple(pixel_values.shape)})"
-            )
-        outputs = self.moog(
+        self.check_clip_length(pixel_values)
+        return self.backbone_then_head(
             pixel_values,
+            lambda outputs: self.readout(outputs.features, query_boxes),
             state=state,
             initial_noise=initial_noise,
             generator=generator,
@@ -1262,10 +1264,6 @@ class MooGForBoxTracking(_MooGTrackingBase):
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
         )
-        result = self.readout(outputs.features, query_boxes)
-        result.features, result.final_state = outputs.features, outputs.final_state
-        result.hidden_states, result.attentions = outputs.hidden_states, outputs.attentions
-        return result
 
 
 class MooGForDepthEstimation(MooGPreTrainedModel):
@@ -1342,9 +1340,7 @@ class MooGForDepthEstimation(MooGPreTrainedModel):
             b_index = torch.arange(batch, device=labels.device)[:, None, None, None]
             t_index = torch.arange(frames, device=labels.device)[None, :, None, None]
             target = labels[b_index, t_index, rows[:, :, :, None], cols[:, :, None, :]]
-            valid = torch.isfinite(target) & (target > 0)
-            squared = (depth.float() - torch.nan_to_num(target.float())) ** 2
-            loss = (squared * valid).sum() / valid.sum().clamp_min(1)
+            loss = masked_mean_squared_error(depth, target, torch.isfinite(target) & (target > 0))
         return MooGDepthEstimatorOutput(
             loss=loss,
             predicted_depth=depth,
@@ -1366,7 +1362,6 @@ __all__ = [
     "MooGTrackingHeadModel",
     "MooGModelOutput",
     "MooGNextFramePredictionOutput",
-    "MooGTrackingOutput",
     "MooGPointTrackingOutput",
     "MooGBoxTrackingOutput",
     "MooGDepthEstimatorOutput",

@@ -8,8 +8,9 @@ The evaluation protocol of the 4DS ("Scaling 4D Representations"), MooG and RVM 
 - :class:`ReadoutForPointTracking`: one query per track from its query point (t, y, x); per frame a position
   offset, a visibility and a certainty logit; Huber + BCE + BCE losses (TAPIR style).
 - :class:`ReadoutForBoxTracking`: one query per box from its first-frame box; L2 loss on normalised boxes.
-- :class:`ReadoutForCameraPose`: one learned query over first/last-frame features; 3x3 output projected to SO(3)
-  (SVD / Procrustes); L2 loss.
+- :class:`ReadoutForCameraPose`: one learned query over the first and last frames' features concatenated along
+  channels; 12 outputs: a 3x3 matrix projected to SO(3) (SVD / Procrustes) and a translation; L2 loss on the 3x4
+  pose matrix.
 - :class:`ReadoutForVideoClassification`: one learned query; cross-entropy; multi-clip averaging at evaluation.
 
 Every head owns its backbone through a :class:`~.backbone_adapters.BackboneAdapter` built from
@@ -30,13 +31,21 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput, can_return_tuple
 
 from ..configuration.configuration_readout import ReadoutConfig
+from ..configuration.readout_tasks import READOUT_TASK_SPECS, check_boxes
+from .attention_readout import AttentionReadout
 from .backbone_adapters import BACKBONE_ADAPTERS, backbone_adapter_class
-from .layers import AttentionReadout, init_reference_weights, patches_to_video
-from .modeling_fourds import depth_loss, depth_valid_mask
+from .losses import (
+    box_tracking_loss,
+    camera_pose_loss,
+    classification_loss,
+    depth_loss,
+    log_depth_loss,
+    point_tracking_loss,
+)
 from .outputs import BoxTrackingOutput, DepthEstimationOutput, PointTrackingOutput
+from .patches import patches_to_video
+from .pretrained import init_reference_weights
 
-# Metric raster of the point-tracking losses (TAP-Vid evaluates on 256x256 frames).
-POINT_RASTER = 256.0
 # Initial visibility and certainty logits of an untrained point head: sigmoid(2)^2 = 0.78 > 0.5, predicted visible.
 POINT_INITIAL_LOGIT = 2.0
 
@@ -54,11 +63,13 @@ BoxTrackingReadoutOutput = BoxTrackingOutput
 
 @dataclass
 class CameraPoseReadoutOutput(ModelOutput):
-    """rotation: (B, 3, 3) in SO(3); raw_rotation: (B, 3, 3) before the projection; hidden_states / attentions /
-    final_state: the backbone's (as :class:`~rep4d.modeling.outputs.PointTrackingOutput`)."""
+    """rotation: (B, 3, 3) in SO(3); translation: (B, 3); together the pose ``[R | t]`` of the last camera in the
+    first camera's frame; raw_rotation: (B, 3, 3) before the projection; hidden_states / attentions / final_state:
+    the backbone's (as :class:`~rep4d.modeling.outputs.PointTrackingOutput`)."""
 
     loss: torch.FloatTensor | None = None
     rotation: torch.FloatTensor | None = None
+    translation: torch.FloatTensor | None = None
     raw_rotation: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[torch.FloatTensor, ...] | None = None
@@ -67,12 +78,12 @@ class CameraPoseReadoutOutput(ModelOutput):
 
 @dataclass
 class VideoClassificationReadoutOutput(ModelOutput):
-    """logits: (B, K) per clip; video_probabilities: (B / num_test_clips, K) clip-averaged softmax (evaluation);
-    hidden_states / attentions / final_state: the backbone's (as :class:`~rep4d.modeling.outputs.PointTrackingOutput`)."""
+    """logits: (B, K) per clip (multi-clip evaluation averages their softmaxes per video:
+    :func:`rep4d.training.metrics.average_clips`); hidden_states / attentions / final_state: the backbone's (as
+    :class:`~rep4d.modeling.outputs.PointTrackingOutput`)."""
 
     loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
-    video_probabilities: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[torch.FloatTensor, ...] | None = None
     final_state: torch.FloatTensor | None = None
@@ -101,32 +112,6 @@ def project_to_rotation(matrix: torch.Tensor) -> torch.Tensor:
     ones = torch.ones_like(det)
     correction = torch.diag_embed(torch.stack([ones, ones, det], dim=-1))
     return (u @ correction @ vh).to(matrix.dtype)
-
-
-def log_depth_loss(
-    predicted: torch.Tensor,
-    labels: torch.Tensor,
-    valid_mask: torch.Tensor | None = None,
-    eps: float = 1e-3,
-    norm: str = "l2",
-) -> torch.Tensor:
-    """Mean squared (``norm="l2"``) or absolute (``"l1"``) error of log-depth over valid pixels (finite ground truth
-    > 0 unless a mask is given). The L1 form is minimised by the per-pixel median, the L2 form by the geometric mean.
-
-    Predictions are clamped to ``eps`` before the log (a negative depth gets the gradient-free penalty of
-    ``log(eps)``); the head's output starts at the mean training depth, far from that clamp.
-    """
-    # The log needs positive labels even where a given mask says valid.
-    valid_mask = depth_valid_mask(predicted, labels, valid_mask) & torch.isfinite(labels) & (labels > 0)
-    target = torch.log(torch.where(valid_mask, labels.float(), torch.ones_like(labels.float())))
-    error = torch.log(predicted.float().clamp_min(eps)) - target
-    error = error.abs() if norm == "l1" else error**2
-    return (error * valid_mask).sum() / valid_mask.sum().clamp_min(1)
-
-
-def huber(distance: torch.Tensor, delta: float) -> torch.Tensor:
-    """Huber loss of a non-negative distance: 0.5 d^2 below delta, delta (d - delta/2) above."""
-    return torch.where(distance <= delta, 0.5 * distance**2, delta * (distance - 0.5 * delta))
 
 
 def _require(name: str, value, task: str, hint: str) -> torch.Tensor:
@@ -195,11 +180,12 @@ class ReadoutPreTrainedModel(PreTrainedModel):
         num_queries: int | None = None,
         query_dim: int | None = None,
         num_frames: int | None = None,
+        input_dim: int | None = None,
     ) -> AttentionReadout:
         config = self.config
         return AttentionReadout(
             config,
-            input_dim=self.feature_dim,
+            input_dim=input_dim or self.feature_dim,
             num_params=config.readout_num_params,
             num_heads=config.readout_num_heads,
             num_classes=num_classes,
@@ -327,9 +313,6 @@ class ReadoutPreTrainedModel(PreTrainedModel):
             return int(pixel_values.shape[-2]), int(pixel_values.shape[-1])
         return int(self.image_size[0]), int(self.image_size[1])
 
-    def parameter_groups(self, learning_rate: float, weight_decay: float = 0.0) -> list[dict]:
-        return readout_parameter_groups(self, learning_rate, weight_decay)
-
     @classmethod
     def from_backbone(cls, backbone: PreTrainedModel, backbone_name_or_path: str | None = None, **config_kwargs):
         """A new readout around a pretrained ``backbone`` (its config and weights are copied into the readout)."""
@@ -349,45 +332,6 @@ class ReadoutPreTrainedModel(PreTrainedModel):
         model = cls(config)
         model.backbone.model.load_state_dict(backbone.state_dict())
         return model
-
-
-def readout_parameter_groups(
-    model: ReadoutPreTrainedModel,
-    learning_rate: float,
-    weight_decay: float = 0.0,
-    backbone_learning_rate_scale: float | None = None,
-) -> list[dict]:
-    """Optimizer parameter groups: the readout at ``learning_rate`` and, when the backbone trains (end-to-end mode),
-    the backbone at ``learning_rate * backbone_learning_rate_scale`` (config default 0.003, as the 4DS paper).
-
-    Biases and norm weights get no weight decay. Use with ``torch.optim.AdamW(groups)`` and pass it to the Trainer as
-    ``optimizers=(optimizer, None)``.
-    """
-    scale = (
-        model.config.backbone_learning_rate_scale
-        if backbone_learning_rate_scale is None
-        else backbone_learning_rate_scale
-    )
-    groups = {}
-    for name, parameter in model.named_parameters():
-        if not parameter.requires_grad:
-            continue
-        part = "backbone" if name.startswith("backbone.") else "readout"
-        decay = parameter.ndim >= 2 and "norm" not in name
-        groups.setdefault((part, decay), []).append(parameter)
-    result = []
-    for (part, decay), parameters in sorted(
-        groups.items(), key=lambda item: (item[0][0] != "readout", not item[0][1])
-    ):
-        result.append(
-            {
-                "params": parameters,
-                "lr": learning_rate * (scale if part == "backbone" else 1.0),
-                "weight_decay": weight_decay if decay else 0.0,
-                "name": f"{part}_{'decay' if decay else 'no_decay'}",
-            }
-        )
-    return result
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -641,42 +585,18 @@ class ReadoutForPointTracking(ReadoutPreTrainedModel):
         return nn.functional.layer_norm(sampled, (channels,))
 
     def point_loss(self, positions, visibility_logits, certainty_logits, tracks, occluded, height, width):
-        """Huber on positions (256-px raster) over visible points + BCE(visibility) + BCE(certainty)."""
+        """:func:`~.losses.point_tracking_loss` with the config's delta, threshold and weights."""
         config = self.config
-        to_raster = positions.new_tensor([POINT_RASTER / width, POINT_RASTER / height])
-        visible = (~occluded.bool()).to(positions.dtype)
-        error = (positions - tracks.to(positions.dtype)) * to_raster
-        distance = torch.sqrt((error**2).sum(-1) + 1e-12)
-        count = visible.sum().clamp_min(1)
-        position_loss = (huber(distance, config.point_huber_delta) * visible).sum() / count
-        visibility_loss = nn.functional.binary_cross_entropy_with_logits(visibility_logits, visible)
-        # Certainty target: the prediction lies within the threshold (on visible points only).
-        certain = (distance.detach() < config.point_certainty_threshold).to(positions.dtype)
-        certainty_loss = (
-            nn.functional.binary_cross_entropy_with_logits(certainty_logits, certain, reduction="none") * visible
-        ).sum() / count
-        return (
-            config.point_position_loss_weight * position_loss
-            + config.point_visibility_loss_weight * visibility_loss
-            + config.point_certainty_loss_weight * certainty_loss
+        return point_tracking_loss(
+            positions, visibility_logits, certainty_logits, tracks, occluded, height, width,
+            huber_delta=config.point_huber_delta, certainty_threshold=config.point_certainty_threshold,
+            position_weight=config.point_position_loss_weight, visibility_weight=config.point_visibility_loss_weight,
+            certainty_weight=config.point_certainty_loss_weight,
         )
 
 
 # --------------------------------------------------------------------------------------------------------------------
 # Box tracking
-
-
-def check_boxes(name: str, boxes: torch.Tensor) -> None:
-    if boxes.shape[-1] != 4:
-        raise ValueError(f"`{name}` must end with 4 values (ymin, xmin, ymax, xmax), got shape {tuple(boxes.shape)}")
-    if boxes.numel() == 0:
-        return
-    if (boxes[..., 0] > boxes[..., 2]).any() or (boxes[..., 1] > boxes[..., 3]).any():
-        raise ValueError(f"`{name}` must satisfy ymin <= ymax and xmin <= xmax (boxes are (ymin, xmin, ymax, xmax))")
-    if boxes.min() < 0 or boxes.max() > 1:
-        raise ValueError(
-            f"`{name}` must be normalised to [0, 1], got values in [{boxes.min():.3g}, {boxes.max():.3g}]"
-        )
 
 
 class ReadoutForBoxTracking(ReadoutPreTrainedModel):
@@ -749,8 +669,7 @@ class ReadoutForBoxTracking(ReadoutPreTrainedModel):
             else:
                 _check_shape("box_visible", box_visible, boxes.shape[:3], "(batch, objects, frames)")
                 weights = box_visible.to(predicted.dtype)
-            squared = ((predicted - boxes.to(predicted.dtype)) ** 2).sum(-1)
-            loss = (squared * weights).sum() / weights.sum().clamp_min(1)
+            loss = box_tracking_loss(predicted, boxes, weights)
         elif box_visible is not None:
             raise ValueError("`box_visible` was given without `boxes`")
         return BoxTrackingOutput(loss=loss, boxes=predicted, **backbone_outputs)
@@ -761,14 +680,16 @@ class ReadoutForBoxTracking(ReadoutPreTrainedModel):
 
 
 class ReadoutForCameraPose(ReadoutPreTrainedModel):
-    """Relative camera rotation between the first and the last frame: one learned query reads the features of those
-    two frames; the 3x3 output is projected onto SO(3) (SVD / Procrustes, det +1)."""
+    """Relative camera pose between the first and the last frame (the 4DS paper's RE10k readout): the features of
+    those two frames are concatenated along channels, (B, 1, N, 2C), and one learned query reads them; the 12 outputs
+    are a 3x3 matrix, projected onto SO(3) (SVD / Procrustes, det +1), and a translation. The pose ``[R | t]`` maps
+    points from the last camera's coordinates to the first one's: ``X_first = R @ X_last + t``."""
 
     task = "pose"
 
     def __init__(self, config: ReadoutConfig):
         super().__init__(config)
-        self.readout = self.build_readout(9, num_queries=1, num_frames=2)
+        self.readout = self.build_readout(12, num_queries=1, num_frames=1, input_dim=2 * self.feature_dim)
         self.post_init()
 
     @can_return_tuple
@@ -776,6 +697,7 @@ class ReadoutForCameraPose(ReadoutPreTrainedModel):
         self,
         pixel_values: torch.Tensor | None = None,
         camera_rotation: torch.Tensor | None = None,
+        camera_translation: torch.Tensor | None = None,
         features: torch.Tensor | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
@@ -784,7 +706,10 @@ class ReadoutForCameraPose(ReadoutPreTrainedModel):
         r"""
         Args:
             pixel_values: (B, T, C, H, W) video, as the backbone expects it.
-            camera_rotation: optional (B, 3, 3) ground-truth rotation (the loss target).
+            camera_rotation: optional (B, 3, 3) ground-truth rotation of the last camera in the first camera's frame
+                (the loss target).
+            camera_translation: optional (B, 3) ground-truth position of the last camera in the first camera's
+                frame (the loss target, with ``camera_rotation``; without it the loss scores the rotation only).
             features: (B, T, N, C) precomputed backbone features, instead of ``pixel_values``.
             output_attentions / output_hidden_states: return the backbone's attentions / hidden states (as the
                 backbone lays them out; None with precomputed ``features``).
@@ -792,10 +717,12 @@ class ReadoutForCameraPose(ReadoutPreTrainedModel):
         features, backbone_outputs = self.backbone_features(
             pixel_values, features, output_hidden_states, output_attentions
         )
-        ends = features[:, [0, -1]]
+        ends = torch.cat([features[:, 0], features[:, -1]], dim=-1)[:, None]  # (B, 1, N, 2C)
+        output = self.readout(ends)[:, 0]
         # Identity-centred regression: the untrained head predicts "no rotation".
-        raw = self.readout(ends)[:, 0].reshape(-1, 3, 3) + torch.eye(3, dtype=features.dtype, device=features.device)
+        raw = output[:, :9].reshape(-1, 3, 3) + torch.eye(3, dtype=features.dtype, device=features.device)
         rotation = project_to_rotation(raw)
+        translation = output[:, 9:]
         loss = None
         if camera_rotation is not None:
             _check_shape("camera_rotation", camera_rotation, rotation.shape, "(batch, 3, 3)")
@@ -807,8 +734,14 @@ class ReadoutForCameraPose(ReadoutPreTrainedModel):
                     "`camera_rotation` must hold rotation matrices (R R^T = I, det R = +1); "
                     f"got max |R R^T - I| = {orthogonality:.3g}"
                 )
-            loss = ((rotation - target) ** 2).sum((-1, -2)).mean()
-        return CameraPoseReadoutOutput(loss=loss, rotation=rotation, raw_rotation=raw, **backbone_outputs)
+            if camera_translation is not None:
+                _check_shape("camera_translation", camera_translation, translation.shape, "(batch, 3)")
+            loss = camera_pose_loss(rotation, translation, target, camera_translation)
+        elif camera_translation is not None:
+            raise ValueError("`camera_translation` was given without `camera_rotation`")
+        return CameraPoseReadoutOutput(
+            loss=loss, rotation=rotation, translation=translation, raw_rotation=raw, **backbone_outputs
+        )
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -816,8 +749,9 @@ class ReadoutForCameraPose(ReadoutPreTrainedModel):
 
 
 class ReadoutForVideoClassification(ReadoutPreTrainedModel):
-    """Video classification: one learned query, cross-entropy. In evaluation mode with ``num_test_clips = c > 1`` the
-    batch holds c consecutive clips per video and ``video_probabilities`` averages their softmaxes."""
+    """Video classification: one learned query, cross-entropy, logits per clip. In evaluation mode with
+    ``num_test_clips = c > 1`` the batch holds c consecutive clips per video (labels may be given per video) and the
+    metric averages their softmaxes (:func:`rep4d.training.metrics.average_clips`, the one implementation)."""
 
     task = "classification"
 
@@ -849,13 +783,9 @@ class ReadoutForVideoClassification(ReadoutPreTrainedModel):
         )
         logits = self.readout(features)[:, 0]
         clips = self.config.num_test_clips
-        video_probabilities = None
-        if not self.training and clips > 1:
-            if logits.shape[0] % clips:
-                raise ValueError(
-                    f"multi-clip evaluation needs a batch of videos x {clips} clips, got {logits.shape[0]}"
-                )
-            video_probabilities = logits.float().softmax(-1).reshape(-1, clips, logits.shape[-1]).mean(1)
+        multi_clip = not self.training and clips > 1
+        if multi_clip and logits.shape[0] % clips:
+            raise ValueError(f"multi-clip evaluation needs a batch of videos x {clips} clips, got {logits.shape[0]}")
         loss = None
         if labels is not None:
             labels = labels.long().reshape(-1)
@@ -864,23 +794,16 @@ class ReadoutForVideoClassification(ReadoutPreTrainedModel):
                     f"`labels` must be class ids in [0, {self.config.num_labels}), got values in "
                     f"[{labels.min().item()}, {labels.max().item()}]"
                 )
-            if video_probabilities is not None and labels.shape[0] == video_probabilities.shape[0]:
-                labels = labels.repeat_interleave(clips)
+            if multi_clip and labels.shape[0] * clips == logits.shape[0]:
+                labels = labels.repeat_interleave(clips)  # one label per video
             if labels.shape[0] != logits.shape[0]:
                 raise ValueError(f"`labels` must have shape ({logits.shape[0]},), got {tuple(labels.shape)}")
-            loss = nn.functional.cross_entropy(logits.float(), labels)
-        return VideoClassificationReadoutOutput(
-            loss=loss, logits=logits, video_probabilities=video_probabilities, **backbone_outputs
-        )
+            loss = classification_loss(logits, labels)
+        return VideoClassificationReadoutOutput(loss=loss, logits=logits, **backbone_outputs)
 
 
-READOUT_CLASSES = {
-    "depth": ReadoutForDepthEstimation,
-    "points": ReadoutForPointTracking,
-    "boxes": ReadoutForBoxTracking,
-    "pose": ReadoutForCameraPose,
-    "classification": ReadoutForVideoClassification,
-}
+# The head of each task of the registry (configuration/readout_tasks.py), by its ``head_class`` name.
+READOUT_CLASSES = {name: globals()[task.head_class] for name, task in READOUT_TASK_SPECS.items()}
 
 
 def readout_class_for_task(task: str) -> type[ReadoutPreTrainedModel]:
@@ -909,7 +832,6 @@ __all__ = [
     "VideoClassificationReadoutOutput",
     "READOUT_CLASSES",
     "readout_class_for_task",
-    "readout_parameter_groups",
     "load_readout",
     "fourier_encode",
     "project_to_rotation",

@@ -16,21 +16,15 @@ from functools import lru_cache
 import numpy as np
 import torch
 from torch import nn
-from transformers import PreTrainedModel
-from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput, can_return_tuple
 
 from ..configuration.configuration_rvm import RVMConfig
-from .layers import (
-    CrossAttention,
-    FeedForward,
-    SelfAttention,
-    check_video_input,
-    cubic_resize_matrix,
-    init_reference_weights,
-)
+from .layers import CrossAttention, FeedForward, PreNormViTLayer, SelfAttention
 from .outputs import VideoFeaturesOutput
+from .pretrained import Rep4DPreTrainedModel, trunc_normal_init_
+from .resampling import cubic_resize_matrix
+from .video_inputs import check_video_input
 
 # --------------------------------------------------------------------------------------------------------------------
 # Position tables
@@ -194,20 +188,8 @@ class RVMEmbeddings(nn.Module):
         return self.prepend_cls(self.tokenize(frames).flatten(1, 2))
 
 
-class RVMEncoderLayer(GradientCheckpointingLayer):
+class RVMEncoderLayer(PreNormViTLayer):
     """Pre-LN ViT block: ``x += Attn(LN(x)); x += MLP(LN(x))`` over the tokens of one frame."""
-
-    def __init__(self, config: RVMConfig):
-        super().__init__()
-        self.attention_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.attention = SelfAttention(config, config.hidden_size, config.num_attention_heads)
-        self.mlp_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.mlp = FeedForward(config.hidden_size, config.intermediate_size, act=config.hidden_act)
-
-    def forward(self, hidden_states: torch.Tensor, **kwargs) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attended, weights = self.attention(self.attention_norm(hidden_states), **kwargs)
-        hidden_states = hidden_states + attended
-        return hidden_states + self.mlp(self.mlp_norm(hidden_states)), weights
 
 
 class RVMEncoder(nn.Module):
@@ -249,14 +231,13 @@ class RVMCrossAttentionBlock(GradientCheckpointingLayer):
         self.mlp_norm = nn.LayerNorm(width, eps=eps)
         self.mlp = FeedForward(width, intermediate_size, act=config.hidden_act)
         self.attention_norm = nn.LayerNorm(width, eps=eps)
-        self.attention = CrossAttention(config, width, width, num_heads, inner_dim=attention_size)
+        self.attention = SelfAttention(config, width, num_heads, inner_dim=attention_size, fused_qkv=False)
 
     def forward(self, hidden_states: torch.Tensor, key_value_states: torch.Tensor, **kwargs) -> torch.Tensor:
         attended, _ = self.cross_attention(self.cross_attention_norm(hidden_states), key_value_states, **kwargs)
         hidden_states = hidden_states + attended
         hidden_states = hidden_states + self.mlp(self.mlp_norm(hidden_states))
-        normed = self.attention_norm(hidden_states)
-        attended, _ = self.attention(normed, normed, **kwargs)
+        attended, _ = self.attention(self.attention_norm(hidden_states), **kwargs)
         return hidden_states + attended
 
 
@@ -309,28 +290,19 @@ class RVMRecurrentCore(nn.Module):
         return new_state, update, reset, candidate
 
 
-class RVMPreTrainedModel(PreTrainedModel):
+class RVMPreTrainedModel(Rep4DPreTrainedModel):
     config: RVMConfig
     config_class = RVMConfig
     base_model_prefix = "rvm"
-    main_input_name = "pixel_values"
-    input_modalities = "video"
-    supports_gradient_checkpointing = True
     _no_split_modules = ["RVMEncoderLayer", "RVMCrossAttentionBlock"]
-    _supports_sdpa = True
-    _supports_flash_attn = True
-    _supports_flex_attn = True
-    _supports_attention_backend = True
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        std = self.config.initializer_range
-        if init_reference_weights(module, std):
-            return
+        super()._init_weights(module)
         if isinstance(module, RVMEmbeddings):
-            init.trunc_normal_(module.cls_token, std=std, a=-2 * std, b=2 * std)
+            trunc_normal_init_(module.cls_token, self.config.initializer_range)
         elif isinstance(module, RVMForMaskedReconstruction):
-            init.trunc_normal_(module.mask_token, std=std, a=-2 * std, b=2 * std)
+            trunc_normal_init_(module.mask_token, self.config.initializer_range)
 
 
 class RVMModel(RVMPreTrainedModel):

@@ -1,8 +1,9 @@
 """rep4d: 4DS, MooG and RVM self-supervised video representations for Hugging Face Transformers.
 
-Importing ``rep4d`` registers every config, model and video processor with the transformers Auto classes, the custom
-pipelines, and every checkpoint converter and parity runner (:func:`register`). The public classes below are loaded
-on first access (PEP 562), so ``rep4d.FourDSModel`` works as before.
+Importing ``rep4d`` registers every config, model and video processor with the transformers Auto classes and the custom
+pipelines (:func:`register`). The public classes below are loaded on first access (PEP 562), so ``rep4d.FourDSModel``
+works as before. Checkpoint converters and parity runners are not registered: ``rep4d.conversion.CONVERTERS`` and
+``rep4d.parity.PARITY_RUNNERS`` name their modules, imported when a checkpoint is converted or a case is run.
 
 The ``rep4d`` command line is the one exception: there the package import stays light (no torch) so that
 ``rep4d --help`` is instant, and the entry point (``rep4d.cli.main``) calls :func:`register` itself before running a
@@ -51,17 +52,14 @@ _registered = False
 
 
 def register() -> None:
-    """Register the rep4d configs, models and video processors with the Auto classes, the custom pipelines with
-    ``PIPELINE_REGISTRY`` and the checkpoint converters / parity runners with rep4d. Idempotent."""
+    """Register the rep4d configs, models and video processors with the Auto classes and the custom pipelines with
+    ``PIPELINE_REGISTRY``. Idempotent."""
     global _registered
     if _registered:
         return
     from rep4d import auto
 
     auto.register_all()
-    for module in ("convert_fourds", "convert_moog", "convert_rvm", "convert_omnivorous"):  # converters
-        importlib.import_module(f"rep4d.modeling.{module}")
-    importlib.import_module("rep4d.parity_omnivorous")  # Omnivorous DINOv2's parity runner
     importlib.import_module("rep4d.pipelines")  # the custom pipelines
     _registered = True
 

@@ -2,8 +2,9 @@
 
 Conventions every command follows (the README's "one flag per concept" table lists the flags):
 
-- A command module defines ``COMMAND = Command(...)`` and imports nothing heavy (torch, transformers, numpy,
-  rep4d.modeling, ...) at module level: ``rep4d --help`` and ``rep4d CMD --help`` only build the parsers.
+- A command module defines ``add_arguments(parser)``, ``run(args)`` and, last, ``COMMAND = module_command(__name__,
+  help=...)`` (:class:`Command`); it imports nothing heavy (torch, transformers, numpy, rep4d.modeling, ...) at module
+  level: ``rep4d --help`` and ``rep4d CMD --help`` only build the parsers.
 - A command never prints its own errors. It raises ``ValueError`` / ``FileNotFoundError`` / :class:`UserError`
   (wrong input) with a one-line message naming what was expected; :func:`main` prints ``error: <message>`` and exits
   with status 2. Any other exception is a failure: one line ``error: <type>: <message>`` and status 1.
@@ -41,6 +42,15 @@ class Command:
     description: str | None = None
     order: int = 50
     needs_models: bool = True
+
+
+def module_command(module: str, help: str, order: int = 50, needs_models: bool = True,
+                   description: str | None = None) -> Command:
+    """``COMMAND = module_command(__name__, help=...)`` at the end of a command module: the command named after the
+    module (``moog_attention`` -> ``moog-attention``) whose ``add_arguments`` and ``run`` are the module's own."""
+    namespace = sys.modules[module]
+    return Command(name=module.rsplit(".", 1)[-1].replace("_", "-"), help=help, add_arguments=namespace.add_arguments,
+                   run=namespace.run, description=description, order=order, needs_models=needs_models)
 
 
 class UserError(Exception):
@@ -86,34 +96,25 @@ def parse_resolution(text: str) -> tuple[int, int]:
     return values[0], values[1]
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def _checked_number(convert, accept, expected: str, name: str):
+    """An argparse ``type``: ``convert(text)`` when ``accept`` takes the value, else one message naming ``expected``."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    parse.__name__ = parse.__qualname__ = name
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+positive_int = _checked_number(int, lambda value: value >= 1, "a positive integer", "positive_int")
+non_negative_int = _checked_number(int, lambda value: value >= 0, "an integer >= 0", "non_negative_int")
+positive_float = _checked_number(float, lambda value: 0 < value < float("inf"), "a positive number", "positive_float")
 
 
 def add_resolution_argument(parser, default=None, help: str = "frame size HxW (e.g. 480x880) or one size for a "

@@ -2,8 +2,11 @@
 
 Each method provides a :class:`CheckpointConverter` that recognises its files from their keys and shapes, builds a
 config from the array shapes (plus a preset or overrides for what shapes cannot tell), and maps every parameter of
-the PyTorch model to the checkpoint keys it comes from and a transform (transpose, reshape, concatenation). The
-generic code here:
+the PyTorch model to the checkpoint keys it comes from and a transform (transpose, reshape, concatenation); it lives
+in ``modeling/convert_<method>.py`` and is listed in :data:`CONVERTERS` (imported on first use). The generic code
+here:
+
+* the key maps of the common Flax modules (Dense, DenseGeneral, LayerNorm, MLP, attention, attention readout);
 
 * reads ``.npz`` files lazily and never unpickles (``allow_pickle=False``; shapes come from the array headers);
 * checks the mapping *before* touching any weights: every checkpoint key is used, every model parameter has a
@@ -14,6 +17,7 @@ generic code here:
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -80,41 +84,89 @@ def fused(*keys: str, transform: Callable[[torch.Tensor], torch.Tensor]) -> Para
     return ParamSource(tuple(keys), lambda *xs: torch.cat([transform(x) for x in xs], dim=0))
 
 
-def attention_readout_sources(ckpt: str, dst: str, given_queries: bool = False) -> dict[str, ParamSource]:
-    """Mapping of a reference ``AttentionReadout`` onto ``modeling.layers.AttentionReadout`` (spec 4DS §3, §4.2).
+# Common Flax modules -> PyTorch modules. ``src`` names the Flax module (its arrays are ``{src}{sep}kernel`` ...),
+# ``dst`` the torch module (its parameters are ``{dst}.weight`` ...); the entries come in the torch module's order.
 
-    With learned queries the checkpoint has ``query`` and the dense layers ``Dense_0`` (after attention) and
-    ``Dense_1`` (output). With given query features Flax's call-order naming shifts them: ``Dense_0`` projects the
-    queries, ``Dense_1`` follows attention and ``Dense_2`` is the output layer.
+
+def layer_norm_sources(src: str, dst: str, bias: bool = True, sep: str = "/") -> dict[str, ParamSource]:
+    """Flax LayerNorm (``scale``, ``bias``) -> nn.LayerNorm (``weight``, ``bias``)."""
+    sources = {f"{dst}.weight": source(f"{src}{sep}scale")}
+    if bias:
+        sources[f"{dst}.bias"] = source(f"{src}{sep}bias")
+    return sources
+
+
+def dense_sources(src: str, dst: str, bias: bool = True, sep: str = "/") -> dict[str, ParamSource]:
+    """Flax Dense (kernel (in, out), bias) -> nn.Linear."""
+    sources = {f"{dst}.weight": source(f"{src}{sep}kernel", transform=dense_kernel)}
+    if bias:
+        sources[f"{dst}.bias"] = source(f"{src}{sep}bias")
+    return sources
+
+
+def dense_general_in_sources(src: str, dst: str, bias: bool = True, sep: str = "/") -> dict[str, ParamSource]:
+    """Flax DenseGeneral into heads (kernel (in, heads, head_dim), bias (heads, head_dim)) -> nn.Linear."""
+    sources = {f"{dst}.weight": source(f"{src}{sep}kernel", transform=dense_general_in)}
+    if bias:
+        sources[f"{dst}.bias"] = source(f"{src}{sep}bias", transform=flatten)
+    return sources
+
+
+def dense_general_out_sources(src: str, dst: str, sep: str = "/") -> dict[str, ParamSource]:
+    """Flax DenseGeneral out of heads (kernel (heads, head_dim, out), bias (out,)) -> nn.Linear."""
+    return {
+        f"{dst}.weight": source(f"{src}{sep}kernel", transform=dense_general_out),
+        f"{dst}.bias": source(f"{src}{sep}bias"),
+    }
+
+
+def mlp_sources(src: str, dst: str, layers: tuple[str, str] = ("dense_in", "dense_out")) -> dict[str, ParamSource]:
+    """A Flax MLP of two Dense ``layers`` -> a torch MLP of two Linears, ``dense_in`` and ``dense_out``."""
+    first, second = layers
+    return {**dense_sources(f"{src}/{first}", f"{dst}.dense_in"), **dense_sources(f"{src}/{second}", f"{dst}.dense_out")}
+
+
+def self_attention_sources(src: str, dst: str) -> dict[str, ParamSource]:
+    """Flax q/k/v/out DenseGenerals -> ``modeling.layers.SelfAttention`` (fused ``qkv``, ``out_proj``)."""
+    names = ("query", "key", "value")
+    return {
+        f"{dst}.qkv.weight": fused(*(f"{src}/{n}/kernel" for n in names), transform=dense_general_in),
+        f"{dst}.qkv.bias": fused(*(f"{src}/{n}/bias" for n in names), transform=flatten),
+        **dense_general_out_sources(f"{src}/out", f"{dst}.out_proj"),
+    }
+
+
+def attention_readout_sources(ckpt: str, dst: str, given_queries: bool = False) -> dict[str, ParamSource]:
+    """Mapping of a reference ``AttentionReadout`` onto ``modeling.attention_readout.AttentionReadout`` (spec 4DS §3, §4.2).
+
+    ``ckpt`` and ``dst`` are key prefixes (``"params/layers_2/"``, ``"readout."``). With learned queries the checkpoint
+    has ``query`` and the dense layers ``Dense_0`` (after attention) and ``Dense_1`` (output). With given query
+    features Flax's call-order naming shifts them: ``Dense_0`` projects the queries, ``Dense_1`` follows attention and
+    ``Dense_2`` is the output layer.
     """
     attn, out = ("Dense_1", "Dense_2") if given_queries else ("Dense_0", "Dense_1")
     sources = {
-        f"{dst}input_norm.weight": source(f"{ckpt}LayerNorm_0/scale"),
-        f"{dst}input_norm.bias": source(f"{ckpt}LayerNorm_0/bias"),
+        **layer_norm_sources(f"{ckpt}LayerNorm_0", f"{dst}input_norm"),
         f"{dst}temporal_embedding": source(
             f"{ckpt}temporal_posenc/embeddings", transform=lambda e: e.reshape(e.shape[0], e.shape[-1])
         ),
-        f"{dst}k_proj.weight": source(f"{ckpt}key_embedding/kernel", transform=dense_general_in),
-        f"{dst}k_proj.bias": source(f"{ckpt}key_embedding/bias", transform=flatten),
-        f"{dst}v_proj.weight": source(f"{ckpt}value_embedding/kernel", transform=dense_general_in),
-        f"{dst}v_proj.bias": source(f"{ckpt}value_embedding/bias", transform=flatten),
-        f"{dst}attn_proj.weight": source(f"{ckpt}{attn}/kernel", transform=dense_kernel),
-        f"{dst}attn_proj.bias": source(f"{ckpt}{attn}/bias"),
-        f"{dst}mlp_norm.weight": source(f"{ckpt}LayerNorm_1/scale"),
-        f"{dst}mlp_norm.bias": source(f"{ckpt}LayerNorm_1/bias"),
-        f"{dst}mlp.dense_in.weight": source(f"{ckpt}MLP_0/Dense_0/kernel", transform=dense_kernel),
-        f"{dst}mlp.dense_in.bias": source(f"{ckpt}MLP_0/Dense_0/bias"),
-        f"{dst}mlp.dense_out.weight": source(f"{ckpt}MLP_0/Dense_1/kernel", transform=dense_kernel),
-        f"{dst}mlp.dense_out.bias": source(f"{ckpt}MLP_0/Dense_1/bias"),
-        f"{dst}classifier.weight": source(f"{ckpt}{out}/kernel", transform=dense_kernel),
-        f"{dst}classifier.bias": source(f"{ckpt}{out}/bias"),
+        **dense_general_in_sources(f"{ckpt}key_embedding", f"{dst}k_proj"),
+        **dense_general_in_sources(f"{ckpt}value_embedding", f"{dst}v_proj"),
+        **dense_sources(f"{ckpt}{attn}", f"{dst}attn_proj"),
+        **layer_norm_sources(f"{ckpt}LayerNorm_1", f"{dst}mlp_norm"),
+        **mlp_sources(f"{ckpt}MLP_0", f"{dst}mlp", layers=("Dense_0", "Dense_1")),
+        **dense_sources(f"{ckpt}{out}", f"{dst}classifier"),
     }
     if given_queries:
-        sources[f"{dst}query_proj.weight"] = source(f"{ckpt}Dense_0/kernel", transform=dense_kernel)
-        sources[f"{dst}query_proj.bias"] = source(f"{ckpt}Dense_0/bias")
+        sources.update(dense_sources(f"{ckpt}Dense_0", f"{dst}query_proj"))
     else:
         sources[f"{dst}query"] = source(f"{ckpt}query", transform=lambda q: q.reshape(q.shape[0], -1))
     return sources
+
+
+def flax_hidden_act(gelu: str) -> str:
+    """transformers' ``hidden_act`` for the reference's GELU setting (``tanh_approximation`` or exact)."""
+    return "gelu_pytorch_tanh" if str(gelu).startswith("tanh") else "gelu"
 
 
 # Reading .npz files without unpickling -----------------------------------------------------------------------------
@@ -247,7 +299,7 @@ def checkpoint_shapes(arrays: Mapping[str, np.ndarray]) -> Shapes:
 
 
 class CheckpointConverter:
-    """Base class of the per-method converters. Subclasses register themselves with :func:`register_converter`."""
+    """Base class of the per-method converters; each instance is listed in :data:`CONVERTERS`."""
 
     #: short method name used on the command line (``fourds``, ``moog``, ``rvm``)
     method: str = ""
@@ -280,20 +332,28 @@ class CheckpointConverter:
         return None
 
 
-CONVERTERS: dict[str, CheckpointConverter] = {}
+#: converter method -> ``module:attribute`` of its :class:`CheckpointConverter`. A converter module is imported only
+#: when a checkpoint is converted or identified (not on ``import rep4d``); without a method, checkpoints are matched
+#: against the converters in this order.
+CONVERTERS = {
+    "fourds": "rep4d.modeling.convert_fourds:FOURDS_CONVERTER",
+    "moog": "rep4d.modeling.convert_moog:MOOG_CONVERTER",
+    "rvm": "rep4d.modeling.convert_rvm:RVM_CONVERTER",
+    "omnivorous": "rep4d.modeling.convert_omnivorous:OMNIVOROUS_CONVERTER",
+}
 
 
-def register_converter(converter: CheckpointConverter) -> CheckpointConverter:
-    CONVERTERS[converter.method] = converter
-    return converter
+def get_converter(method: str) -> CheckpointConverter:
+    """The converter of ``method`` (a :data:`CONVERTERS` key), importing its module on first use."""
+    if method not in CONVERTERS:
+        raise ConversionError(f"unknown method {method!r}; known: {', '.join(sorted(CONVERTERS))}")
+    module, attribute = CONVERTERS[method].split(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
 def identify_checkpoint(shapes: Shapes, method: str | None = None) -> tuple[CheckpointConverter, str]:
     """Find the converter (and variant) that recognises these keys."""
-    candidates = [CONVERTERS[method]] if method else list(CONVERTERS.values())
-    if method and method not in CONVERTERS:
-        raise ConversionError(f"unknown method {method!r}; known: {', '.join(sorted(CONVERTERS))}")
-    for converter in candidates:
+    for converter in [get_converter(method)] if method else [get_converter(name) for name in CONVERTERS]:
         variant = converter.identify(shapes)
         if variant is not None:
             return converter, variant

@@ -24,6 +24,9 @@ A verdict is ``better`` or ``worse`` (a tie is ``worse``); a step whose method d
 "below baseline" in its picture's title and in the summary. The real clip has no ground truth for masks and tracks:
 those steps show the prediction only (verdict ``n/a``). :func:`run_demo` runs everything and writes ``summary.md``
 (pictures inline, the verdict table) and ``summary.json`` (the numbers).
+
+The presets (the synthetic clip's size, which ``model_zoo/`` folder serves which step, the size of the random model a
+missing folder is replaced by) are in :mod:`rep4d.configuration.zoo_recipes`.
 """
 
 from __future__ import annotations
@@ -39,6 +42,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rep4d.configuration.zoo_recipes import (
+    DEMO_GRID_TOKENS,
+    DEMO_MODELS,
+    DEMO_NUM_FRAMES,
+    DEMO_NUM_POINTS,
+    DEMO_RESOLUTION,
+    demo_fallback_config,
+    demo_fallback_readout,
+)
 from rep4d.visualization import (
     DEFAULT_FPS,
     distinct_colors,
@@ -55,8 +67,6 @@ from rep4d.visualization import (
 ASSET_DIR = Path(__file__).resolve().parent / "assets"
 DEMO_VIDEO = ASSET_DIR / "bigbuckbunny_clip.mp4"
 ZOO_NOTE = "trained on synthetic clips for demonstration"
-# Distilled student of the fallback: the width scripts/train_tiny_models.sh gives the 4ds-tiny-dist student.
-DISTILLED_OVERRIDES = dict(hidden_size=48, num_attention_heads=3, intermediate_size=192)
 # Many small videos: x264's thread start-up dominates, one thread and a fast preset are ~3x faster.
 VIDEO_OPTIONS = {"crf": "18", "preset": "veryfast", "threads": "1"}
 BELOW_BASELINE = "below baseline"
@@ -92,7 +102,8 @@ class DemoClip:
         return int(self.frames.shape[1]), int(self.frames.shape[2])
 
 
-def synthetic_clip(num_frames: int = 8, resolution=(64, 64), seed: int = 0, num_points: int = 8) -> DemoClip:
+def synthetic_clip(num_frames: int = DEMO_NUM_FRAMES, resolution=DEMO_RESOLUTION, seed: int = 0,
+                   num_points: int = DEMO_NUM_POINTS) -> DemoClip:
     """A synthetic clip with ground truth (objects moving over a textured background, a panning camera)."""
     from rep4d.training.synthetic import generate_clip
 
@@ -133,11 +144,14 @@ def grass_mask(frame: np.ndarray) -> np.ndarray:
     return mask.astype(np.int64)
 
 
-def fit_clip(frames: np.ndarray, num_frames: int | None, size) -> torch.Tensor:
-    """uint8 (T, H, W, 3) -> float (1, num_frames, 3, *size) in [0, 1]: whole-frame antialiased resize, then the first
-    ``num_frames`` frames (the last frame repeated when the clip is shorter; None keeps every frame)."""
+def to_video_tensor(frames: np.ndarray, size, num_frames: int | None = None) -> torch.Tensor:
+    """uint8 (T, H, W, 3) -> float (1, num_frames, 3, *size) in [0, 1], a model's input: whole-frame antialiased
+    bilinear resize (none when the frames already have ``size``), then the first ``num_frames`` frames (the last frame
+    repeated when the clip is shorter; None keeps every frame). :func:`to_hwc` is the way back."""
     video = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div(255)
-    video = torch.nn.functional.interpolate(video, size=tuple(size), mode="bilinear", antialias=True).clamp(0, 1)
+    if tuple(video.shape[-2:]) != tuple(size):
+        video = torch.nn.functional.interpolate(video, size=tuple(size), mode="bilinear", antialias=True)
+    video = video.clamp(0, 1)
     if num_frames is not None:
         if video.shape[0] < num_frames:
             video = torch.cat([video, video[-1:].expand(num_frames - video.shape[0], -1, -1, -1)])
@@ -253,7 +267,7 @@ def moog_next_frame(model, clip: DemoClip, output, description: str = "", seed: 
     (which off-the-grid token each pixel reads from)."""
     start = time.perf_counter()
     writer = _Writer(output, clip.fps)
-    frames = fit_clip(clip.frames, None, model.config.image_size)
+    frames = to_video_tensor(clip.frames, model.config.image_size)
     with torch.inference_mode():
         prediction = model(frames, generator=torch.Generator().manual_seed(seed))
     predicted = to_hwc(prediction.predicted_pixel_values[0])
@@ -304,7 +318,7 @@ def masked_reconstruction(model, clip: DemoClip, output, description: str = "", 
     start = time.perf_counter()
     writer = _Writer(output, clip.fps)
     config = model.config
-    frames = fit_clip(clip.frames, config.num_frames, config.image_size)
+    frames = to_video_tensor(clip.frames, config.image_size, config.num_frames)
     with torch.inference_mode():
         outputs = model(frames, generator=torch.Generator().manual_seed(seed))
     reconstruction = to_hwc(outputs.reconstruction[0])
@@ -361,9 +375,6 @@ def _mask_panel(frame: np.ndarray, mask: np.ndarray, colors: np.ndarray, min_sid
         if label:
             image = overlay_mask(image, mask == label, color=colors[(int(label) - 1) % len(colors)], alpha=0.7)
     return image
-
-
-DEMO_GRID_TOKENS = 512  # feature-grid cells of the demo's propagation (the DAVIS protocol uses 1650): CPU seconds
 
 
 def propagation_resolution(model, clip_hw, tokens: int = DEMO_GRID_TOKENS) -> tuple[int, int]:
@@ -443,7 +454,7 @@ def rvm_reconstruction(model, clip: DemoClip, output, description: str = "", see
     start = time.perf_counter()
     writer = _Writer(output, clip.fps)
     config = model.config
-    frames = fit_clip(clip.frames, None, config.image_size)
+    frames = to_video_tensor(clip.frames, config.image_size)
     split = max(1, frames.shape[1] // 2)
     sources, targets = frames[:, :split], frames[:, split:]
     patch = config.patch_size
@@ -497,7 +508,7 @@ def point_tracking(model, clip: DemoClip, output, description: str = "") -> Step
     writer = _Writer(output, clip.fps)
     height, width = model.image_size
     num_frames = min(model.num_frames, clip.num_frames)
-    frames = fit_clip(clip.frames, model.num_frames, (height, width))
+    frames = to_video_tensor(clip.frames, (height, width), model.num_frames)
     clip_h, clip_w = clip.size
     scale = np.array([1.0, height / clip_h, width / clip_w], dtype=np.float32)
     truth = clip.truth
@@ -553,46 +564,28 @@ def point_tracking(model, clip: DemoClip, output, description: str = "") -> Step
 # Models ----------------------------------------------------------------------------------------------------------------
 
 
-def random_demo_models() -> dict:
-    """Builders of the fallback models: small configs from the CPU training presets, randomly initialised."""
-    from rep4d.configuration import FourDSConfig, MooGConfig, RVMConfig
-    from rep4d.modeling import (
-        FourDSForPreTraining,
-        FourDSModel,
-        MooGForNextFramePrediction,
-        RVMForMaskedReconstruction,
-    )
-    from rep4d.training.train import FOURDS_TRAIN_PRESETS, MOOG_TRAIN_PRESETS, RVM_TRAIN_PRESETS
-
-    return {
-        "moog": lambda: MooGForNextFramePrediction(MooGConfig(**MOOG_TRAIN_PRESETS["tiny"])),
-        "4ds": lambda: FourDSForPreTraining(FourDSConfig(**FOURDS_TRAIN_PRESETS["tiny"])),
-        "4ds_distilled": lambda: FourDSModel(FourDSConfig(**{**FOURDS_TRAIN_PRESETS["tiny"], **DISTILLED_OVERRIDES})),
-        "rvm": lambda: RVMForMaskedReconstruction(RVMConfig(**RVM_TRAIN_PRESETS["tiny"])),
-    }
-
-
-def random_description(model, zoo_name: str, origin: str = "config from the CPU training presets") -> str:
+def random_description(model, zoo_name: str, origin: str) -> str:
     parameters = sum(p.numel() for p in model.parameters())
     return (f"RANDOMLY INITIALISED small {type(model).__name__} ({parameters:,} parameters, {origin}; "
             f"no model_zoo/{zoo_name})")
 
 
-def load_demo_model(step: str, zoo, build_random=None):
-    """(model in eval mode, description, from_zoo) for a demo step: the zoo folder if present, else ``build_random()``
-    (None when there is no fallback builder: the caller makes one)."""
+def load_demo_model(step: str, zoo):
+    """(model in eval mode, description, from_zoo) for a demo step: its zoo folder if present, else the zoo model's
+    config randomly initialised (:func:`rep4d.configuration.zoo_recipes.demo_fallback_config`); (None, None, False)
+    for a readout step without a folder (:func:`run_demo` puts a random head on the reconstruction step's backbone)."""
     import rep4d.modeling
-    from rep4d.model_zoo import DEMO_MODELS
 
     zoo_model = DEMO_MODELS[step]
+    model_class = getattr(rep4d.modeling, zoo_model.model_class)
     folder = zoo_model.folder(zoo)
     if folder is not None:
-        model = getattr(rep4d.modeling, zoo_model.model_class).from_pretrained(folder).eval()
-        return model, f"model_zoo/{zoo_model.name} ({ZOO_NOTE})", True
-    if build_random is None:
+        return model_class.from_pretrained(folder).eval(), f"model_zoo/{zoo_model.name} ({ZOO_NOTE})", True
+    config = demo_fallback_config(step)
+    if config is None:
         return None, None, False
-    model = build_random().eval()
-    return model, random_description(model, zoo_model.name), False
+    model = model_class(config).eval()
+    return model, random_description(model, zoo_model.name, f"config of the {zoo_model.name} recipe"), False
 
 
 # The whole demo --------------------------------------------------------------------------------------------------------
@@ -620,9 +613,9 @@ def _release_model(name: str, progress: bool):
     return model, f"release {name} (downloaded and converted by rep4d.releases)"
 
 
-def run_demo(output="demo_output", num_frames: int = 8, resolution=(64, 64), seed: int = 0, zoo=None,
-             model_dir=None, release: str | None = None, video=DEMO_VIDEO, synthetic_fps: float = DEFAULT_FPS,
-             video_frames: int | None = None, progress: bool = True) -> dict:
+def run_demo(output="demo_output", num_frames: int = DEMO_NUM_FRAMES, resolution=DEMO_RESOLUTION, seed: int = 0,
+             zoo=None, model_dir=None, release: str | None = None, video=DEMO_VIDEO,
+             synthetic_fps: float = DEFAULT_FPS, video_frames: int | None = None, progress: bool = True) -> dict:
     """Run every step on the synthetic clip and (unless ``video`` is None) on a real video; write the pictures,
     videos, ``summary.md`` and ``summary.json`` into ``output`` and return the summary.
 
@@ -649,12 +642,11 @@ def run_demo(output="demo_output", num_frames: int = 8, resolution=(64, 64), see
     clips[0].fps = float(synthetic_fps)
     if video is not None:
         clips.append(real_clip(video, video_frames))
-    fallbacks = random_demo_models()
     models, descriptions, random_models = {}, {}, []
 
     def model_for(step):
         if step not in models:
-            model, text, from_zoo = load_demo_model(step, zoo, fallbacks.get(step))
+            model, text, from_zoo = load_demo_model(step, zoo)
             models[step], descriptions[step] = model, text
             if model is not None and not from_zoo:
                 random_models.append(step)
@@ -733,16 +725,15 @@ def run_demo(output="demo_output", num_frames: int = 8, resolution=(64, 64), see
 def _random_tracker(models, descriptions, random_models):
     """No trained readout: a random one on the 4DS backbone of the reconstruction step (same weights)."""
     from rep4d.configuration import ReadoutConfig
-    from rep4d.model_zoo import DEMO_MODELS
     from rep4d.modeling import ReadoutForPointTracking
 
     fourds = models["4ds"]
-    config = ReadoutConfig(task="points", backbone_config=fourds.config.to_dict(), readout_num_params=64,
-                           readout_num_heads=4)
+    zoo_name = DEMO_MODELS["point_tracking"].name
+    config = ReadoutConfig(task="points", backbone_config=fourds.config.to_dict(), **demo_fallback_readout())
     tracker = ReadoutForPointTracking(config).eval()
     tracker.backbone.model.load_state_dict(fourds.fourds.state_dict())
     descriptions["point_tracking"] = (
-        random_description(tracker.readout, DEMO_MODELS["point_tracking"].name, "explicit small ReadoutConfig")
+        random_description(tracker.readout, zoo_name, f"readout width and heads of the {zoo_name} recipe")
         + f" on the 4DS backbone of the reconstruction step ({descriptions['4ds']})")
     random_models.append("point_tracking")
     models["point_tracking"] = tracker

@@ -179,7 +179,9 @@ def save_readout_pictures(model, dataset, folder, count: int, fps: float = 4.0) 
             else:
                 if task == "pose":
                     record = {"predicted_rotation": outputs.rotation[0].tolist(),
-                              "camera_rotation": example["camera_rotation"].tolist()}
+                              "predicted_translation": outputs.translation[0].tolist(),
+                              "camera_rotation": example["camera_rotation"].tolist(),
+                              "camera_translation": example["camera_translation"].tolist()}
                     written.append(write_png(stem.with_suffix(".png"),
                                              _side_by_side(_enlarge(frames[0], factor), _enlarge(frames[-1], factor))))
                 else:

@@ -491,14 +491,10 @@ def download(
 # ------------------------------------------------------------------------------------------------------------------
 
 
-def _register_converters(release: Release) -> None:
-    import importlib
-
+def _register_classes() -> None:
     import rep4d
 
-    rep4d.register()
-    if release.family == "omnivorous":  # registers the omnivorous converter (safe if register() already did)
-        importlib.import_module("rep4d.modeling.convert_omnivorous")
+    rep4d.register()  # the Auto classes: the `rep4d` command line imports rep4d without registering them
 
 
 def convert_release(
@@ -526,7 +522,6 @@ def convert_release(
         if (target / "config.json").is_file():
             return target
     paths = download(release.name, cache_dir, base_url=base_url, progress=progress)
-    _register_converters(release)
     from rep4d.conversion import convert_checkpoint
 
     if output is None and target.exists():  # a folder without config.json: a leftover, not a conversion
@@ -566,7 +561,7 @@ def from_release(
     """
     release = get_release(name)
     folder = convert_release(release.name, cache_dir, base_url=base_url, progress=progress)
-    _register_converters(release)
+    _register_classes()
     model = _resolve_class(release.model_class).from_pretrained(folder, **from_pretrained_kwargs).eval()
     processor = _resolve_class(release.processor_class).from_pretrained(folder)
     return model, processor

@@ -26,3 +26,13 @@ def _deterministic():
 @pytest.fixture
 def fixtures_dir() -> Path:
     return FIXTURES
+
+
+@pytest.fixture
+def single_thread():
+    """One intra-op thread per test, for modules of tiny-tensor tests (``pytestmark =
+    pytest.mark.usefixtures("single_thread")``): on a shared 2-core machine the threads cost more than they save."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -8,17 +8,13 @@ import pytest
 import torch
 
 import rep4d  # noqa: F401
-from rep4d.configuration import FourDSConfig, MooGConfig, RVMConfig
+from rep4d.configuration import FourDSConfig, RVMConfig
 from rep4d.modeling import FourDSModel, MooGModel, RVMModel
 from rep4d.modeling.outputs import VideoFeaturesOutput
 
+from testing_utils import tiny_moog_config
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")  # tests/conftest.py
 
 
 def tiny_fourds(**overrides) -> FourDSConfig:
@@ -35,19 +31,6 @@ def tiny_rvm(**overrides) -> RVMConfig:
                   decoder_num_attention_heads=2, decoder_intermediate_size=32)  # fmt: skip
     values.update(overrides)
     return RVMConfig(**values)
-
-
-def tiny_moog(**overrides) -> MooGConfig:
-    values = dict(image_size=[16, 16], num_frames=4, conv_features=[4, 8, 8, 8, 8, 8], enc_fourier_bases=4,
-                  encoder_hidden_size=8, encoder_output_size=24, num_tokens=6, token_size=16,
-                  predictor_qkv_size=16, predictor_num_heads=2, predictor_mlp_size=32, predictor_num_layers=1,
-                  corrector_qkv_size=16, corrector_num_heads=2, corrector_mlp_size=32, corrector_num_layers=1,
-                  decoder_qkv_size=8, decoder_num_heads=2, decoder_mlp_size=32, decoder_num_layers=1,
-                  dec_fourier_bases=4, readout_num_frames=4, readout_fourier_bases=4,
-                  point_readout_temporal_tile_size=2, point_readout_frames_per_query=2,
-                  box_readout_temporal_tile_size=1, box_readout_frames_per_query=4)  # fmt: skip
-    values.update(overrides)
-    return MooGConfig(**values)
 
 
 def video(batch=2, frames=4, height=16, width=24, seed=0) -> torch.Tensor:
@@ -99,13 +82,15 @@ def test_rvm_get_video_features_drop_cls_and_stream_with_final_state():
 @torch.no_grad()
 def test_moog_get_video_features_latent_states_and_grid_encoder_tokens():
     torch.manual_seed(0)
-    model = MooGModel(tiny_moog()).eval()
+    model = MooGModel(tiny_moog_config()).eval()
     pixel_values = video(frames=4, width=16)
     out = model.get_video_features(pixel_values)
     assert out.features.shape == (2, 4, 6, 16) and out.grid_size is None and out.final_state.shape == (2, 6, 16)
-    # Deterministic by default (the initial noise comes from a generator seeded with 0) and equal to forward's.
+    # Deterministic by default (one initial noise from a generator seeded with 0, shared by the batch) and equal to
+    # forward's with that noise.
     torch.testing.assert_close(model.get_video_features(pixel_values).features, out.features)
-    reference = model(pixel_values, generator=torch.Generator().manual_seed(0))
+    noise = torch.randn(1, 6, 16, generator=torch.Generator().manual_seed(0)).expand(2, -1, -1)
+    reference = model(pixel_values, initial_noise=noise)
     torch.testing.assert_close(out.features, reference.features)
     torch.testing.assert_close(out.final_state, reference.final_state)
     rest = model.get_video_features(pixel_values[:, 2:], state=model.get_video_features(pixel_values[:, :2]).final_state)
@@ -156,7 +141,23 @@ def _family_configs():
         "dinov3_vit": lambda: tf.DINOv3ViTConfig(**SMALL, image_size=32, patch_size=8, num_register_tokens=2),
         "siglip": lambda: tf.SiglipConfig(vision_config=dict(SMALL, image_size=32, patch_size=8), text_config=TEXT),
         "siglip2": lambda: tf.Siglip2Config(vision_config=dict(SMALL, num_patches=16, patch_size=8), text_config=TEXT),
+        "pe_video": lambda: tiny_pe_video(),
     }  # fmt: skip
+
+
+def tiny_pe_video(**model_args):
+    """A tiny PeVideoConfig whose vision tower is a tiny timm PE ViT (random, pretrained=False: no download)."""
+    import transformers as tf
+
+    tower = dict(img_size=32, patch_size=8, embed_dim=16, depth=3, num_heads=2, attn_pool_num_heads=2,
+                 dynamic_img_size=True)  # fmt: skip
+    tower.update(model_args)
+    vision = tf.TimmWrapperConfig(architecture="vit_pe_core_tiny_patch16_384", num_labels=16, model_args=tower)
+    text = dict(TEXT, num_hidden_layers=1, pad_token_id=0, bos_token_id=1, eos_token_id=2, cls_token_id=1,
+                sep_token_id=2)  # fmt: skip
+    video = dict(vision_config=vision.to_dict(), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                 num_attention_heads=2, num_key_value_heads=2, head_dim=8)  # fmt: skip
+    return tf.PeVideoConfig(text_config=text, video_config=video)
 
 
 FAMILIES = sorted(_family_configs())
@@ -217,7 +218,7 @@ def test_layer_by_relative_depth_follows_the_4ds_reference_rule():
     with torch.no_grad():
         hidden = adapter.model(pixel_values, output_hidden_states=True).hidden_states  # 4 = embeddings + 3 blocks
         tokens = hidden[hidden_state_index(3, 0.95)].reshape(1, 2, 16, 16)
-        from rep4d.modeling.backbone_adapters import resample_frames
+        from rep4d.modeling.resampling import resample_frames
 
         torch.testing.assert_close(adapter.get_video_features(pixel_values).features, resample_frames(tokens, 4))
         shallow = type(adapter)(adapter.model.config, readout_depth=0.5, model=adapter.model)
@@ -227,7 +228,7 @@ def test_layer_by_relative_depth_follows_the_4ds_reference_rule():
         type(adapter)(adapter.model.config, feature_layer=9, model=adapter.model).get_video_features(pixel_values)
 
 
-@pytest.mark.parametrize("family", ["siglip", "xclip", "dinov2"])
+@pytest.mark.parametrize("family", ["siglip", "xclip", "dinov2", "pe_video"])
 def test_backbone_adapter_from_a_folder_loads_the_vision_weights(family, tmp_path):
     from transformers import AutoModel
 
@@ -246,14 +247,41 @@ def test_backbone_adapter_from_a_folder_loads_the_vision_weights(family, tmp_pat
         torch.testing.assert_close(loaded[key], value, msg=key)
 
 
+@torch.no_grad()
+def test_pe_video_reads_its_timm_tower_at_the_readout_depth_frame_by_frame():
+    from rep4d.modeling.backbone_adapters import PeVideoBackboneAdapter, hidden_state_index
+
+    adapter, config = build_adapter("pe_video")
+    assert isinstance(adapter, PeVideoBackboneAdapter)
+    vit = adapter.model.timm_model
+    assert vit.num_prefix_tokens == 1 and len(vit.blocks) == 3
+    pixel_values = video(batch=2, frames=3, height=32, width=48)
+    out = adapter.get_video_features(pixel_values)
+    assert out.grid_size == (4, 6) and out.features.shape == (2, 3, 24, 16)
+    # Block outputs are timm's own intermediates (CLS dropped): 3 blocks at depth 0.95 -> hidden_states[1] = block 0.
+    index = hidden_state_index(3, 0.95)
+    assert index == 1
+    expected = vit.forward_intermediates(pixel_values.flatten(0, 1), indices=[index - 1], output_fmt="NLC",
+                                         intermediates_only=True)[0]  # fmt: skip
+    torch.testing.assert_close(out.features, expected.reshape(2, 3, 24, 16))
+    last = type(adapter)(config, feature_layer=-1, model=adapter.model).get_video_features(pixel_values).features
+    expected = vit.forward_intermediates(pixel_values.flatten(0, 1), indices=[2], output_fmt="NLC",
+                                         intermediates_only=True)[0]  # fmt: skip
+    torch.testing.assert_close(last, expected.reshape(2, 3, 24, 16))
+    # Each frame on its own: the features of frame 0 do not depend on the other frames.
+    alone = adapter.get_video_features(pixel_values[:, :1]).features
+    torch.testing.assert_close(alone, out.features[:, :1])
+    # A tower with a fixed input size refuses other frame sizes with the size it needs.
+    fixed_config = tiny_pe_video(dynamic_img_size=False)
+    fixed = PeVideoBackboneAdapter(fixed_config).eval()
+    assert PeVideoBackboneAdapter.default_image_size(fixed_config) == [32, 32]
+    assert fixed.get_video_features(video(batch=1, frames=2, height=32, width=32)).features.shape == (1, 2, 16, 16)
+    with pytest.raises(ValueError, match="reads 32x32 frames.*got 32x48"):
+        fixed.get_video_features(pixel_values)
+
+
 def test_backbone_families_refused_with_a_reason():
     from rep4d.modeling.backbone_adapters import backbone_adapter_class
-
-    class PeVideoLike:
-        model_type = "pe_video"
-
-    with pytest.raises(ValueError, match="pe_video.*not supported.*no token grid"):
-        backbone_adapter_class(PeVideoLike())
 
     class Unknown:
         model_type = "bert"
@@ -293,7 +321,7 @@ def test_rep4d_adapters_use_get_video_features():
         layer.get_video_features(pixel_values).features,
         fourds.get_video_features(pixel_values, feature_layer=1).features,
     )
-    moog = MooGModel(tiny_moog()).eval()
+    moog = MooGModel(tiny_moog_config()).eval()
     moog_video = video(frames=4, width=16)
     torch.testing.assert_close(adapter_for(moog)(moog_video), moog.get_video_features(moog_video).features)
 
@@ -360,7 +388,7 @@ def test_dense_features_of_moog_are_its_encoder_tokens_and_of_image_models_per_f
     from rep4d.modeling.backbone_adapters import adapter_for, dense_feature_extractor
 
     torch.manual_seed(0)
-    moog = MooGModel(tiny_moog()).eval()
+    moog = MooGModel(tiny_moog_config()).eval()
     frames = video(batch=1, frames=3, width=16)[0]
     dense = dense_feature_extractor(moog)(frames)
     h, w = moog.encoder.feature_map_size(16, 16)

@@ -21,12 +21,7 @@ from rep4d.training.propagation_metrics import davis_summary, davis_video_scores
 RVM_TINY = Path(__file__).resolve().parents[1] / "model_zoo" / "rvm-tiny"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")  # tests/conftest.py
 
 
 def colour_features(frames: torch.Tensor) -> torch.Tensor:

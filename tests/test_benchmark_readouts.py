@@ -94,6 +94,37 @@ def test_benchmark_readouts_transformers_backbone_folder(data_root, tmp_path):
     assert (tmp_path / "out" / "runs" / "videomae-tiny__frozen" / "waymo-open" / "result.json").is_file()
 
 
+def test_benchmark_readouts_command_on_a_pe_video_folder(data_root, tmp_path, capsys):
+    # A transformers family through the command: PE's timm vision tower read frame by frame (tiny, random, offline).
+    from PIL import Image
+    from test_backbone_adapters import tiny_pe_video
+    from transformers import AutoModel
+
+    from rep4d.cli import main
+
+    folder = tmp_path / "pe-video-tiny"
+    AutoModel.from_config(tiny_pe_video()).save_pretrained(folder)
+    output = tmp_path / "out"
+    command = ["benchmark", "readouts", "--backbone", str(folder), "--tasks", "ssv2", "--data-root", str(data_root),
+               "--output", str(output), "--frozen", "--max-steps", "30", "--json", *TINY,
+               "--readout-option", "feature_position_embedding=true"]
+    assert main(command) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    row = report["tasks"]["ssv2"]
+    assert report["computed"] == ["ssv2"] and row["metric"] == "top1_accuracy" and row["baseline"] == 0.5
+    assert row["value"] == 1.0 and row["beats_baseline"] is True  # red vs blue clips
+    result = json.loads((output / "runs" / "pe-video-tiny__frozen" / "ssv2" / "result.json").read_text())
+    assert result["settings"]["readout_options"] == {"feature_position_embedding": True}
+    config = json.loads((output / "runs" / "pe-video-tiny__frozen" / "ssv2" / "readout" / "config.json").read_text())
+    assert config["feature_position_embedding"] is True and config["backbone_config"]["model_type"] == "pe_video"
+    assert "**ours: " + str(folder) + "**" in (output / "results.md").read_text()
+    assert json.loads((output / "results.json").read_text())["runs"][0]["backbone"] == str(folder)
+    assert Image.open(output / "radar.png").size[0] == 640
+    # An unknown readout option is a one-line error (exit status 2), not a crash.
+    assert main([*command[:-1], "feature_position_embeddings=true", "--output", str(tmp_path / "other")]) == 2
+    assert "unknown readout option(s) feature_position_embeddings" in "".join(capsys.readouterr())
+
+
 @pytest.mark.parametrize("mode", ["finetune", "frozen"])
 def test_benchmark_readouts_without_feature_cache(data_root, tmp_path, mode, monkeypatch):
     # Fine-tuning, and frozen runs with --no-cache-features: the backbone runs on every batch, the clips are augmented.

@@ -99,7 +99,7 @@ def test_import_rep4d_registers_and_names_are_lazy():
 
 def test_train_method_names_match_the_training_code():
     from rep4d.commands.train import METHOD_NAMES
-    from rep4d.training.train import METHODS
+    from rep4d.training.objectives import METHODS
 
     assert METHOD_NAMES == tuple(METHODS)
 
@@ -131,6 +131,30 @@ def test_parse_resolution(text, expected):
 def test_parse_resolution_refuses(text):
     with pytest.raises(argparse.ArgumentTypeError, match="HEIGHTxWIDTH"):
         parse_resolution(text)
+
+
+def test_number_flags_parse_and_refuse_with_one_message():
+    assert (cli.positive_int("3"), cli.non_negative_int("0"), cli.positive_float("2.5")) == (3, 0, 2.5)
+    refused = [(cli.positive_int, "0", "a positive integer"), (cli.positive_int, "1.5", "a positive integer"),
+               (cli.non_negative_int, "-1", "an integer >= 0"), (cli.positive_float, "0", "a positive number"),
+               (cli.positive_float, "inf", "a positive number"), (cli.positive_float, "nan", "a positive number"),
+               (cli.positive_float, "x", "a positive number")]
+    for parse, text, expected in refused:
+        with pytest.raises(argparse.ArgumentTypeError, match=f"expected {expected}, got '{text}'"):
+            parse(text)
+
+
+def test_every_command_is_named_after_its_module():
+    import importlib
+    import pkgutil
+
+    from rep4d import commands
+
+    for info in pkgutil.iter_modules(commands.__path__):
+        command = getattr(importlib.import_module(f"rep4d.commands.{info.name}"), "COMMAND", None)
+        if command is not None:
+            assert command.name == info.name.replace("_", "-"), info.name
+            assert command.run.__module__ == command.add_arguments.__module__ == f"rep4d.commands.{info.name}"
 
 
 def test_old_spellings_are_hidden_deprecated_aliases(capsys):
@@ -251,12 +275,13 @@ def test_write_video_keeps_the_frame_rate(tmp_path, fps, suffix):
 def test_moog_attention_keeps_the_source_frame_rate(tmp_path, clip):
     """12 frames at 25 fps sampled to 3 frames: the output keeps the clip's duration (25 * 3 / 12 = 6.25 fps)."""
     import torch
-    from test_moog_attention import tiny_config
 
     from rep4d.modeling.modeling_moog import MooGForNextFramePrediction
 
+    from testing_utils import tiny_moog_config
+
     torch.manual_seed(0)
-    MooGForNextFramePrediction(tiny_config()).save_pretrained(tmp_path / "moog")
+    MooGForNextFramePrediction(tiny_moog_config()).save_pretrained(tmp_path / "moog")
     assert main(["moog-attention", str(tmp_path / "moog"), str(clip), "-o", str(tmp_path / "a.mp4"),
                  "--num-frames", "3", "--tokens", "1"]) == 0
     assert read_video_fps(tmp_path / "a.mp4") == pytest.approx(6.25)

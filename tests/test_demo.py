@@ -61,6 +61,33 @@ def test_labelled_picture_panels_are_at_least_256_pixels_and_captioned():
         labelled_picture(panels, ["input"])
 
 
+def test_missing_zoo_folders_fall_back_to_the_recipes_configs_untrained(tmp_path):
+    # The presets live in configuration/zoo_recipes.py: a missing folder gives its zoo model's architecture, random.
+    from rep4d.configuration.zoo_recipes import DEMO_MODELS, demo_fallback_readout
+    from rep4d.demo import load_demo_model
+
+    model, text, from_zoo = load_demo_model("4ds_distilled", tmp_path)
+    recipe = DEMO_MODELS["4ds_distilled"]
+    assert type(model).__name__ == recipe.model_class and not from_zoo and not model.training
+    assert {key: getattr(model.config, key) for key in recipe.config} == recipe.config  # the student's width
+    assert text.startswith("RANDOMLY INITIALISED") and f"no model_zoo/{recipe.name}" in text
+    assert load_demo_model("point_tracking", tmp_path) == (None, None, False)  # run_demo builds a random head
+    assert demo_fallback_readout() == {"readout_num_params": 64, "readout_num_heads": 4}
+
+
+def test_demo_help_names_the_preset_defaults(capsys):
+    from rep4d.cli import main
+    from rep4d.configuration.zoo_recipes import DEMO_NUM_FRAMES, DEMO_RESOLUTION
+    from rep4d.visualization import DEFAULT_FPS
+
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"default: the demo preset, {DEMO_NUM_FRAMES})" in text
+    assert f"default: the demo preset, {DEMO_RESOLUTION[0]}x{DEMO_RESOLUTION[1]})" in text
+    assert f"(default {DEFAULT_FPS:g}:" in text
+
+
 def test_synthetic_clip_rejects_bad_sizes():
     with pytest.raises(ValueError, match="at least 4 frames"):
         synthetic_clip(num_frames=2)

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rep4d.training.train import parse_args, read_metrics, train
+from rep4d.training.checkpointing import read_metrics
+from rep4d.training.train import parse_args, train
 
 CONFIGS = Path(__file__).resolve().parents[1] / "training" / "configs"
 REPO = CONFIGS.parents[1]
@@ -57,7 +58,8 @@ import json, sys, torch, torch.distributed as dist
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 from torch.distributed.tensor import DTensor
 from rep4d.modeling.modeling_fourds import FourDSForPreTraining
-from rep4d.training.train import apply_fsdp2, fourds_config
+from rep4d.training.launch import apply_fsdp2
+from rep4d.training.objectives import fourds_config
 
 dist.init_process_group("gloo")
 rank = dist.get_rank()
@@ -107,7 +109,7 @@ def test_fsdp2_shards_blocks_and_gathers_full_state_dict(tmp_path):
 def test_apply_fsdp2_refuses_models_without_blocks():
     import torch
 
-    from rep4d.training.train import apply_fsdp2
+    from rep4d.training.launch import apply_fsdp2
 
     with pytest.raises(ValueError, match="_no_split_modules"):
         apply_fsdp2(torch.nn.Linear(2, 2))

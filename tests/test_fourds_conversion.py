@@ -13,10 +13,10 @@ from transformers import AutoModelForDepthEstimation, AutoVideoProcessor
 
 import rep4d  # noqa: F401
 from rep4d.conversion import (
-    CONVERTERS,
     ConversionError,
     NpzCheckpoint,
     convert_checkpoint,
+    get_converter,
     identify_checkpoint,
     plan_conversion,
     read_manifest,
@@ -59,7 +59,7 @@ def test_released_manifest_maps_every_key_and_every_parameter(manifest):
 
 def test_released_depth_manifest_infers_the_demo_configuration():
     shapes = read_manifest(MANIFESTS / "4ds" / "scaling4d_dist_b_depth.json")
-    config = CONVERTERS["fourds"].build_config(shapes, "depth")
+    config = get_converter("fourds").build_config(shapes, "depth")
     assert (config.num_frames, config.image_size, config.tubelet_size) == (16, [224, 224], [2, 16, 16])
     assert config.readout_depth == 0.95
 
@@ -67,6 +67,29 @@ def test_released_depth_manifest_infers_the_demo_configuration():
 def write_npz(path, arrays):
     np.savez(path, **arrays)
     return path
+
+
+def test_converters_and_parity_runners_load_lazily_not_on_import():
+    """`import rep4d` registers the Auto classes only; converters and parity runners are found through their tables."""
+    code = """
+import sys
+import rep4d
+from transformers import AutoConfig
+lazy = ("rep4d.modeling.convert_", "rep4d.parity")
+assert not [name for name in sys.modules if name.startswith(lazy)], sorted(n for n in sys.modules if n.startswith(lazy))
+assert AutoConfig.for_model("fourds").model_type == "fourds"
+from rep4d.conversion import CONVERTERS, get_converter
+assert [get_converter(method).method for method in CONVERTERS] == list(CONVERTERS)
+import importlib
+from rep4d.parity import PARITY_RUNNERS
+for module in PARITY_RUNNERS.values():
+    runner = importlib.import_module(module)
+    assert callable(runner.accepts_case) and callable(runner.run_case), module
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    with pytest.raises(ConversionError, match="unknown method 'jax'; known: fourds, moog, omnivorous, rvm"):
+        get_converter("jax")
 
 
 def test_missing_unexpected_and_misshaped_keys_are_listed(tmp_path):
@@ -159,7 +182,7 @@ def test_sharded_output_loads_identically(tmp_path):
 
 def test_overrides_and_preset_conflicts(tmp_path):
     shapes = {k: tuple(v.shape) for k, v in load_case_arrays(DEPTH_CASE / "params.npz").items()}
-    converter = CONVERTERS["fourds"]
+    converter = get_converter("fourds")
     config = converter.build_config(shapes, "depth", readout_depth=0.75)
     assert config.readout_depth == 0.75
     with pytest.raises(ConversionError, match="does not match the checkpoint"):

@@ -1,16 +1,19 @@
-"""FourDSModel / FourDSForDepthEstimation behaviour: configs, attention backends, checkpointing, I/O, errors."""
+"""FourDSModel / FourDSForDepthEstimation behaviour: presets, configs, readout features, losses, errors, fast paths.
+
+Checks every model class shares (save/load, eager vs SDPA, checkpointing...): tests/conformance/model_checks.py.
+"""
 
 import math
 
 import numpy as np
 import pytest
 import torch
-from transformers import AutoConfig, AutoModel, AutoModelForDepthEstimation
 
 import rep4d  # noqa: F401
 from rep4d.configuration import FourDSConfig
 from rep4d.modeling import FourDSForDepthEstimation, FourDSModel
-from rep4d.modeling.layers import cubic_resize_matrix, readout_layer_index
+from rep4d.modeling.modeling_fourds import readout_layer_index
+from rep4d.modeling.resampling import cubic_resize_matrix
 
 
 def tiny_config(**overrides) -> FourDSConfig:
@@ -95,47 +98,6 @@ def test_outputs_and_hidden_states():
     torch.testing.assert_close(as_tuple[0], out.last_hidden_state)
 
 
-def test_eager_and_sdpa_agree():
-    config = tiny_config()
-    model = FourDSForDepthEstimation(config).eval()
-    inputs = video()
-    model.set_attn_implementation("eager")
-    eager = model(inputs).predicted_depth
-    model.set_attn_implementation("sdpa")
-    sdpa = model(inputs).predicted_depth
-    assert (eager - sdpa).abs().max() < 1e-5
-
-
-def test_attention_maps_with_eager():
-    model = FourDSModel(tiny_config(_attn_implementation="eager")).eval()
-    out = model(video(batch=1), output_attentions=True)
-    assert len(out.attentions) == 3 and out.attentions[0].shape == (1, 4, 32, 32)
-    torch.testing.assert_close(out.attentions[0].sum(-1), torch.ones(1, 4, 32))
-
-
-def test_gradient_checkpointing_gives_the_same_gradients():
-    config = tiny_config()
-    inputs = video()
-    labels = torch.rand(2, 4, 32, 32) + 0.5
-
-    def gradients(checkpointing: bool):
-        torch.manual_seed(0)
-        model = FourDSForDepthEstimation(config).train()
-        if checkpointing:
-            model.activation_checkpointing_enable()
-            assert model.fourds.encoder.layers[0].gradient_checkpointing
-        model(inputs, labels=labels).loss.backward()
-        return {name: None if p.grad is None else p.grad.clone() for name, p in model.named_parameters()}
-
-    plain, checkpointed = gradients(False), gradients(True)
-    # Blocks above the readout depth feed nothing the head reads, so they get no gradient in either mode.
-    assert {n for n, g in plain.items() if g is None} == {n for n, g in checkpointed.items() if g is None}
-    assert plain["fourds.encoder.layers.0.attention.qkv.weight"].abs().sum() > 0
-    for name, grad in plain.items():
-        if grad is not None:
-            torch.testing.assert_close(grad, checkpointed[name], rtol=0, atol=1e-6, msg=name)
-
-
 def test_depth_loss_uses_the_valid_mask():
     model = FourDSForDepthEstimation(tiny_config()).eval()
     inputs = video()
@@ -149,26 +111,11 @@ def test_depth_loss_uses_the_valid_mask():
         model(inputs, labels=labels[:, :2])
 
 
-def test_save_and_load_round_trip_with_auto_classes(tmp_path):
-    config = tiny_config()
-    model = FourDSForDepthEstimation(config).eval()
-    model.save_pretrained(tmp_path)
-    assert isinstance(AutoConfig.from_pretrained(tmp_path), FourDSConfig)
-    loaded = AutoModelForDepthEstimation.from_pretrained(tmp_path).eval()
-    assert type(loaded) is FourDSForDepthEstimation
-    inputs = video()
-    torch.testing.assert_close(model(inputs).predicted_depth, loaded(inputs).predicted_depth, rtol=0, atol=0)
-    backbone = AutoModel.from_pretrained(tmp_path).eval()
-    assert type(backbone) is FourDSModel
-    torch.testing.assert_close(backbone(inputs).readout_features, model.fourds(inputs).readout_features, rtol=0, atol=0)
-
-
 @pytest.mark.parametrize(
     "bad, message",
     [
-        (torch.rand(4, 3, 32, 32), r"\(batch, frames, channels, height, width\)"),
+        # Layout, dtype, ndarray and empty-batch errors of every model class: tests/conformance/model_checks.py.
         (torch.rand(1, 4, 1, 32, 32), "3 channels"),
-        ((torch.rand(1, 4, 3, 32, 32) * 255).to(torch.uint8), "floating tensor"),
         (torch.rand(1, 5, 3, 32, 32), "divisible by the tubelet"),
         (torch.rand(1, 4, 3, 36, 36), "divisible by the tubelet"),
         (torch.rand(1, 4, 3, 48, 48), "trained on 4 frames of 32x32"),
@@ -228,15 +175,6 @@ def test_simplemae_pretraining_masks_decodes_and_learns():
         model(inputs, mask=bad)
 
 
-def test_pretrained_backbone_loads_into_the_plain_model(tmp_path):
-    from rep4d.modeling import FourDSForPreTraining
-
-    model = FourDSForPreTraining(tiny_config(decoder_num_layers=1))
-    model.save_pretrained(tmp_path)
-    backbone = FourDSModel.from_pretrained(tmp_path)
-    torch.testing.assert_close(backbone.embeddings.position_embeddings, model.fourds.embeddings.position_embeddings)
-
-
 def test_readout_only_skips_unused_blocks_without_changing_readout_features():
     model = FourDSModel(tiny_config()).eval()
     inputs = video()
@@ -247,21 +185,21 @@ def test_readout_only_skips_unused_blocks_without_changing_readout_features():
 
 
 def test_autocast_weight_cache_is_bit_identical_and_follows_weight_updates(monkeypatch):
-    import rep4d.modeling.layers as layers
+    from rep4d.modeling import cpu_fast_paths
 
-    monkeypatch.setattr(layers, "_FUSED_CPU_LINEAR", False)  # isolate the cache from the fused GELU path
+    monkeypatch.setattr(cpu_fast_paths, "_FUSED_CPU_LINEAR", False)  # isolate the cache from the fused GELU path
     model = FourDSForDepthEstimation(tiny_config()).eval()
     inputs = video()
 
     def run(cache: bool):
         with monkeypatch.context() as patch:
             if not cache:  # autocast's own per-call casts
-                patch.setattr(layers.Linear, "_inference_operands", lambda self, x: None)
+                patch.setattr(cpu_fast_paths.Linear, "_inference_operands", lambda self, x: None)
             with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
                 return model(inputs).predicted_depth
 
     cached = run(cache=True)
-    assert any("_autocast_weight_cache" in m.__dict__ for m in model.modules() if isinstance(m, layers.Linear))
+    assert any("_autocast_weight_cache" in m.__dict__ for m in model.modules() if isinstance(m, cpu_fast_paths.Linear))
     reference = run(cache=False)
     torch.testing.assert_close(cached, reference, rtol=0, atol=0)
     torch.testing.assert_close(run(cache=True), reference, rtol=0, atol=0)
@@ -274,15 +212,43 @@ def test_autocast_weight_cache_is_bit_identical_and_follows_weight_updates(monke
 
 
 def test_fused_linear_gelu_matches_the_unfused_path(monkeypatch):
-    import rep4d.modeling.layers as layers
+    from rep4d.modeling import cpu_fast_paths
 
     model = FourDSModel(tiny_config()).eval()
     inputs = video()
     with torch.no_grad():
         fused = model(inputs).last_hidden_state
-        monkeypatch.setattr(layers, "_FUSED_CPU_LINEAR", False)
+        monkeypatch.setattr(cpu_fast_paths, "_FUSED_CPU_LINEAR", False)
         plain = model(inputs).last_hidden_state
     torch.testing.assert_close(fused, plain, rtol=0, atol=1e-5)
     # With gradients on, the autograd path is used: training is unaffected by the inference fast paths.
-    monkeypatch.setattr(layers, "_FUSED_CPU_LINEAR", True)
+    monkeypatch.setattr(cpu_fast_paths, "_FUSED_CPU_LINEAR", True)
     torch.testing.assert_close(model(inputs).last_hidden_state.detach(), plain, rtol=0, atol=1e-5)
+
+
+def test_encoder_runs_a_range_of_blocks_and_segments_join_to_the_full_stack():
+    model = FourDSModel(tiny_config(attn_implementation="eager")).eval()
+    tokens = model.embeddings(video())
+    with torch.no_grad():
+        full = model.encoder(tokens, output_hidden_states=True, output_attentions=True)
+        lower = model.encoder(tokens, output_hidden_states=True, output_attentions=True, end=1)
+        upper = model.encoder(lower.last_hidden_state, output_hidden_states=True, output_attentions=True, start=1)
+        plain = model.encoder(tokens)
+    assert len(full.hidden_states) == len(model.encoder.layers) + 1 == len(full.attentions) + 1
+    assert len(lower.hidden_states) == 2 and len(upper.hidden_states) == len(model.encoder.layers)
+    torch.testing.assert_close(upper.last_hidden_state, full.last_hidden_state, rtol=0, atol=0)
+    torch.testing.assert_close(plain.last_hidden_state, full.last_hidden_state, rtol=0, atol=0)
+    assert plain.hidden_states is None and plain.attentions is None
+    with torch.no_grad():
+        outputs = model(video(), output_hidden_states=True, output_attentions=True)
+    for ours, expected in zip(outputs.hidden_states, full.hidden_states, strict=True):
+        torch.testing.assert_close(ours, expected, rtol=0, atol=0)
+    assert all(weights.shape[-1] == tokens.shape[1] for weights in outputs.attentions)
+
+
+def test_unknown_activation_is_refused_with_the_act2fn_names():
+    from rep4d.modeling.layers import FeedForward
+
+    with pytest.raises(ValueError, match="unknown activation 'gelu_tanh'.*gelu_pytorch_tanh"):
+        FourDSModel(tiny_config(hidden_act="gelu_tanh"))
+    assert not FeedForward(4, 8, act="gelu").gelu_tanh and FeedForward(4, 8).gelu_tanh

@@ -146,6 +146,11 @@ def test_pose_epe_hand_computed():
     module = load_metric("pose_epe")
     result = module.compute(predictions=[rotation_z(np.pi / 2), np.eye(3)], references=[np.eye(3), np.eye(3)])
     assert result["pose_epe"] == pytest.approx(0.5)
+    # (3, 4) pose matrices [R | t]: the translation error counts too.
+    moved = np.concatenate([np.eye(3), [[3.0], [4.0], [0.0]]], axis=1)
+    resting = np.concatenate([np.eye(3), np.zeros((3, 1))], axis=1)
+    result = module.compute(predictions=[moved, resting], references=[resting, resting])
+    assert result["pose_epe"] == pytest.approx(2.5)
     with pytest.raises(ValueError, match="3, 3"):
         pose_epe(np.eye(3), np.eye(3))
 

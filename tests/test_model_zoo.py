@@ -1,21 +1,34 @@
-"""The embedded demo models (model_zoo/): every folder is described in rep4d.model_zoo.ZOO_MODELS, loads with its
-class, shipped a training log whose loss went down, and has an honest, up-to-date card generated from the one template
-that names its training command; `rep4d demo` uses the zoo folders that exist and random models for the others."""
+"""The embedded demo models (model_zoo/): every folder is described in rep4d.configuration.zoo_recipes.ZOO_MODELS
+(with its training recipe, which scripts/train_tiny_models.sh runs and which trained the shipped weights), loads with
+its class, shipped a training log whose loss went down, and has an honest, up-to-date card generated from the one
+template that names its exact training command; `rep4d demo` uses the zoo folders that exist and random models for the
+others."""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 import rep4d  # noqa: F401
 import rep4d.modeling
-from rep4d.model_zoo import DEMO_MODELS, ZOO_DIR, ZOO_MODELS
-from rep4d.publishing import DEMO_NOTE, write_zoo_cards, zoo_training_commands
+from rep4d.cards import DEMO_NOTE, write_zoo_cards
+from rep4d.cli import build_parser
+from rep4d.configuration.zoo_recipes import (
+    DEMO_MODELS,
+    TRAINING_SCRIPT,
+    ZOO_MODELS,
+    demo_fallback_config,
+    script_lines,
+)
+from rep4d.model_zoo import ZOO_DIR
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PRESENT = sorted(path.parent.name for path in ZOO_DIR.glob("*/config.json"))
@@ -29,7 +42,7 @@ def _losses(folder: Path) -> list[float]:
 
 def test_zoo_ships_the_tiny_models_and_every_folder_is_described():
     assert set(SHIPPED) <= set(PRESENT), f"missing zoo folders: run bash scripts/train_tiny_models.sh ({PRESENT})"
-    assert set(PRESENT) <= set(ZOO_MODELS), "describe every model_zoo folder in rep4d.model_zoo.ZOO_MODELS"
+    assert set(PRESENT) <= set(ZOO_MODELS), "describe every model_zoo folder in configuration/zoo_recipes.py"
     assert set(DEMO_MODELS) == {"moog", "4ds", "4ds_distilled", "rvm", "point_tracking"}
     for name in PRESENT:
         size = sum(path.stat().st_size for path in (ZOO_DIR / name).iterdir())
@@ -49,12 +62,62 @@ def test_zoo_model_loads_and_its_training_loss_went_down(name):
     assert last < 0.85 * first, f"{name}: loss {first:.4g} -> {last:.4g}"
 
 
-def test_training_commands_are_read_from_the_script():
-    commands = zoo_training_commands()
-    for method in ("4ds", "distill", "rvm", "moog"):
-        command = commands[method]
-        assert command.startswith(f"python -m rep4d.training.train --method {method} --data synthetic"), command
-        assert "--max-steps" in command and "${" not in command and "$" not in command, command
+@pytest.mark.slow  # one `import rep4d` in a subprocess (registers every class): ~10-20 s on 2 cores
+def test_the_training_script_runs_the_recipes_of_the_table():
+    # scripts/train_tiny_models.sh takes every command from configuration/zoo_recipes.py (DRY_RUN=1 prints them).
+    names = [model.training for model in ZOO_MODELS.values()]
+    result = subprocess.run(["bash", str(REPO_ROOT / TRAINING_SCRIPT), *names], capture_output=True, text=True,
+                            env={**os.environ, "DRY_RUN": "1", "PYTHON": sys.executable}, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"rep4d {' '.join(model.arguments())}" for model in ZOO_MODELS.values()]
+    # Without names: the default recipes (4ds-points only on request), the teacher before its student.
+    default = [line.split("\x1f")[0] for line in script_lines([])]
+    assert default == ["4ds", "distill", "rvm", "moog"]
+    assert "--teacher\x1fmodel_zoo/4ds-tiny" in script_lines(["distill"])[0]
+    with pytest.raises(ValueError, match="unknown zoo model nope; choose from 4ds, distill"):
+        script_lines(["nope"])
+
+
+@pytest.mark.parametrize("name", list(ZOO_MODELS))
+def test_recipe_is_a_command_line_of_the_rep4d_cli(name):
+    # The recorded arguments parse with the real `rep4d train` / `rep4d finetune` flags to the recipe's values.
+    recipe = ZOO_MODELS[name]
+    args = build_parser().parse_args(recipe.arguments(runs="R", zoo="Z"))
+    assert args._command.name == recipe.command and args.output == f"R/{recipe.training}"
+    assert (args.max_steps, args.learning_rate, args.warmup_steps, args.batch_size, args.seed) == (
+        recipe.max_steps, recipe.learning_rate, recipe.warmup_steps, recipe.batch_size, recipe.seed)
+    if recipe.command == "train":
+        assert (args.method, args.model_preset, args.config) == (
+            recipe.method, recipe.preset, [f"{key}={json.dumps(value)}" for key, value in recipe.config.items()])
+        assert args.teacher == (f"Z/{recipe.teacher}" if recipe.teacher else None)
+    else:
+        assert (args.task, args.backbone) == (recipe.method, recipe.preset)
+        assert args.readout_overrides == recipe.options["readout_overrides"]  # parsed as JSON
+
+
+@pytest.mark.parametrize("name", PRESENT)
+def test_shipped_folder_was_trained_by_its_recipe(name):
+    # The weights in model_zoo/ come from the recorded recipe: same steps, log cadence and model size.
+    recipe = ZOO_MODELS[name]
+    config = json.loads((ZOO_DIR / name / "config.json").read_text())
+    if recipe.command == "train":
+        with (ZOO_DIR / name / "training_metrics.csv").open() as handle:
+            steps = [int(row["step"]) for row in csv.DictReader(handle)]
+        log_steps = recipe.options.get("log_steps", 10)
+        assert steps[0] == log_steps and steps[-1] == recipe.max_steps, steps
+        # The demo's fallback for this step is the same architecture, untrained.
+        fallback = demo_fallback_config(recipe.demo_step).to_dict()
+        for key, value in recipe.config.items():
+            assert config[key] == value == fallback[key], key
+        for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "image_size", "num_frames"):
+            if key in config:
+                assert config[key] == fallback[key], key
+    else:
+        overrides = recipe.options["readout_overrides"]
+        assert {key: config[key] for key in overrides} == overrides
+        assert (config["readout_num_params"], config["readout_num_heads"]) == (
+            recipe.options["readout_width"], recipe.options["readout_heads"])
+        assert config["task"] == recipe.method
 
 
 def test_zoo_cards_are_generated_up_to_date_and_honest(tmp_path):
@@ -63,7 +126,6 @@ def test_zoo_cards_are_generated_up_to_date_and_honest(tmp_path):
         shutil.copytree(ZOO_DIR / name, zoo / name, ignore=shutil.ignore_patterns("README.md"))
     written = write_zoo_cards(zoo)
     assert sorted(path.parent.name for path in written) == PRESENT
-    commands = zoo_training_commands()
     for path in written:
         name = path.parent.name
         card = path.read_text()
@@ -73,9 +135,9 @@ def test_zoo_cards_are_generated_up_to_date_and_honest(tmp_path):
         assert "Trained on synthetic data for demonstration; convert the released checkpoints for real use" in card
         assert DEMO_NOTE in card and "license: apache-2.0" in card and "- demo" in card
         zoo_model = ZOO_MODELS[name]
-        assert f"bash scripts/train_tiny_models.sh {zoo_model.training}" in card
-        if zoo_model.training in commands:
-            assert commands[zoo_model.training] in card
+        # The exact command: the script's, then what it runs (quoted for a shell).
+        assert f"bash scripts/train_tiny_models.sh {zoo_model.training}\n# which runs:\n" in card
+        assert zoo_model.command_line() in card and zoo_model.command_line().startswith(f"rep4d {zoo_model.command} ")
         if (zoo / name / "training_metrics.csv").is_file():
             losses = _losses(zoo / name)
             assert f"{losses[0]:.4g}" in card and f"{losses[-1]:.4g}" in card

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-import rep4d  # noqa: F401  (registers the converter and the parity runner)
+import rep4d  # noqa: F401  (registers the Auto classes)
 from rep4d.configuration.configuration_moog import MooGConfig
 from rep4d.conversion import ConversionError, convert_checkpoint, plan_conversion, read_manifest
 from rep4d.modeling.convert_moog import MOOG_CONVERTER
@@ -26,6 +26,8 @@ from rep4d.modeling.modeling_moog import (
 from rep4d.modeling.outputs import BoxTrackingOutput, DepthEstimationOutput, PointTrackingOutput
 from rep4d.parity import load_case_arrays, run_parity
 
+from testing_utils import randomized
+
 FIXTURES = Path(__file__).parent / "fixtures" / "moog"
 CASES = sorted(p.name for p in FIXTURES.iterdir() if (p / "case.json").is_file())
 MANIFESTS = Path(__file__).parent.parent / "rep4d" / "manifests" / "moog"
@@ -34,13 +36,7 @@ POINT_MANIFEST = MANIFESTS / "moog_ego4d_point_track_head_ckpt_164335139.json"
 BOX_MANIFEST = MANIFESTS / "moog_ego4d_box_track_head_ckpt_164335139.json"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny tensors on a shared 2-core machine: intra-op threads cost 10x more than they save here."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")  # tests/conftest.py
 
 
 def tiny_config(**overrides) -> MooGConfig:
@@ -73,15 +69,6 @@ def tiny_config(**overrides) -> MooGConfig:
 
 def video(batch=2, frames=4, size=16, seed=0) -> torch.Tensor:
     return torch.rand(batch, frames, 3, size, size, generator=torch.Generator().manual_seed(seed))
-
-
-def randomized(model):
-    """Perturb every parameter so that no norm scale is 1 and no bias is 0 (as the fixtures do)."""
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.add_(0.1 * torch.randn(parameter.shape, generator=generator))
-    return model.eval()
 
 
 # Parity ------------------------------------------------------------------------------------------------------------
@@ -397,58 +384,7 @@ def test_grid_depth_readout():
     assert model.readout.recon.weight.grad is not None
 
 
-# Serialisation, attention backends, checkpointing ---------------------------------------------------------------------
-
-
-def test_save_load_round_trip(tmp_path):
-    model = randomized(MooGForNextFramePrediction(tiny_config()))
-    model.save_pretrained(tmp_path)
-    loaded = MooGForNextFramePrediction.from_pretrained(tmp_path).eval()
-    assert loaded.config.to_dict()["conv_strides"] == [2, 1, 1, 2, 1, 1]
-    clip = video(batch=1, frames=2)
-    with torch.no_grad():
-        a = model(clip, generator=torch.Generator().manual_seed(0))
-        b = loaded(clip, generator=torch.Generator().manual_seed(0))
-    torch.testing.assert_close(a.predicted_pixel_values, b.predicted_pixel_values, rtol=0, atol=0)
-    from transformers import AutoModel
-
-    backbone = AutoModel.from_pretrained(tmp_path)
-    assert isinstance(backbone, MooGModel)
-
-
-def test_eager_and_sdpa_agree():
-    model = randomized(MooGForNextFramePrediction(tiny_config()))
-    clip = video(batch=1, frames=2)
-    outputs = {}
-    for implementation in ("eager", "sdpa"):
-        model.set_attn_implementation(implementation)
-        with torch.no_grad():
-            outputs[implementation] = model(clip, generator=torch.Generator().manual_seed(0))
-    torch.testing.assert_close(
-        outputs["eager"].predicted_pixel_values, outputs["sdpa"].predicted_pixel_values, rtol=1e-5, atol=1e-5
-    )
-    torch.testing.assert_close(outputs["eager"].features, outputs["sdpa"].features, rtol=1e-5, atol=1e-5)
-
-
-def test_gradient_checkpointing_same_gradients():
-    config = tiny_config(train_subsample_factor=4)
-    model = randomized(MooGForNextFramePrediction(config)).train()
-    clip = video(frames=2)
-    offsets = torch.zeros(2, 2, 2, dtype=torch.long)
-
-    def grads():
-        model.zero_grad()
-        loss = model(clip, generator=torch.Generator().manual_seed(0), offsets=offsets).loss
-        loss.backward()
-        return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
-
-    plain = grads()
-    model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-    assert model.moog.predictor.layers[0].gradient_checkpointing
-    checkpointed = grads()
-    assert plain.keys() == checkpointed.keys() and len(plain) > 20
-    for name in plain:
-        torch.testing.assert_close(checkpointed[name], plain[name], rtol=1e-5, atol=1e-7, msg=name)
+# Conversion to folders (save/load, eager vs SDPA, checkpointing: tests/conformance/model_checks.py) ------------------
 
 
 def test_convert_fixture_files_to_folders(tmp_path):
@@ -542,12 +478,10 @@ def test_attentions_under_sdpa_warn_and_return_none(caplog):
 
 
 def test_input_embeddings_are_the_input_projections():
-    config = tiny_config()
-    for model_class in (MooGModel, MooGForNextFramePrediction, MooGForPointTracking, MooGForDepthEstimation):
-        model = model_class(config)
-        base = model if isinstance(model, MooGModel) else model.moog
-        assert model.get_input_embeddings() is base.encoder
-        assert model.get_output_embeddings() is None
+    # The task models return their base model's: test_model_get_set_embeddings in tests/conformance.
+    model = MooGModel(tiny_config())
+    assert model.get_input_embeddings() is model.encoder
+    assert model.get_output_embeddings() is None
     head = MooGTrackingHeadModel(tiny_config(tracking_head="box"))
     assert head.get_input_embeddings() is head.readout.query_embedding
     replacement = torch.nn.Identity()
@@ -602,3 +536,32 @@ def test_parity_case_with_point_and_box_heads(tmp_path):
     assert not failures, failures
     assert report.not_compared == []
     assert {"points_values", "points_visible", "boxes_values", "boxes_readout_raw"} <= set(report.results)
+
+
+def test_token_projection_is_the_zero_layer_transformer_it_replaces():
+    """MooG's encoder token projection (the reference's block-free ImprovedTransformer) keeps its keys and numerics."""
+    from rep4d.modeling.modeling_moog import MooGTokenProjection, MooGTransformer
+
+    config = MooGConfig()
+    for hidden, output in ((16, 8), (16, None), (None, None)):
+        projection = MooGTokenProjection(config, 12, hidden, output)
+        transformer = MooGTransformer(
+            config, 12, num_layers=0, qkv_size=1, num_heads=1, mlp_size=1, hidden_size=hidden, output_size=output
+        )
+        assert sorted(projection.state_dict()) == sorted(transformer.state_dict())
+        transformer.load_state_dict(projection.state_dict())
+        tokens = torch.randn(2, 5, 12)
+        torch.testing.assert_close(projection(tokens), transformer(tokens)[0], rtol=0, atol=0)
+
+
+def test_default_video_features_do_not_depend_on_the_batch_position():
+    torch.manual_seed(0)
+    model = randomized(MooGModel(tiny_config())).eval()
+    clip, other = torch.rand(2, 1, 4, 3, 16, 16)
+    with torch.no_grad():
+        first = model.get_video_features(torch.cat([clip, other])).features
+        second = model.get_video_features(torch.cat([other, clip])).features
+        alone = model.get_video_features(clip).features
+    torch.testing.assert_close(first[0], second[1], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(first[:1], alone, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(first[0], first[1])  # and the two clips are told apart

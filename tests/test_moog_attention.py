@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from rep4d.cli import main as cli_main
-from rep4d.configuration.configuration_moog import MooGConfig
 from rep4d.modeling.modeling_moog import MooGForNextFramePrediction
 from rep4d.moog_attention import (
     argmax_token_frames,
@@ -18,37 +17,14 @@ from rep4d.moog_attention import (
 )
 from rep4d.visualization import write_video
 
-
-def tiny_config() -> MooGConfig:
-    return MooGConfig(
-        image_size=[16, 16], num_frames=4, conv_features=[4, 8, 8, 8, 8, 8], enc_fourier_bases=4,
-        encoder_hidden_size=8, encoder_output_size=24, num_tokens=6, token_size=16,
-        predictor_qkv_size=16, predictor_num_heads=2, predictor_mlp_size=32, predictor_num_layers=1,
-        corrector_qkv_size=16, corrector_num_heads=2, corrector_mlp_size=32, corrector_num_layers=1,
-        decoder_qkv_size=8, decoder_num_heads=2, decoder_mlp_size=32, decoder_num_layers=1, dec_fourier_bases=4,
-        readout_num_frames=4, point_readout_temporal_tile_size=2, point_readout_frames_per_query=2,
-        box_readout_frames_per_query=4,
-    )
-
-
-def randomized(model):
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.add_(0.1 * torch.randn(parameter.shape, generator=generator))
-    return model.eval()
+from testing_utils import randomized, tiny_moog_config
 
 
 def video(batch: int, frames: int) -> torch.Tensor:
     return torch.rand(batch, frames, 3, 16, 16, generator=torch.Generator().manual_seed(0))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")  # tests/conftest.py
 
 
 def decoded_frame_count(path) -> int:
@@ -57,7 +33,7 @@ def decoded_frame_count(path) -> int:
 
 
 def test_attention_maps_and_video(tmp_path):
-    model = randomized(MooGForNextFramePrediction(tiny_config()))
+    model = randomized(MooGForNextFramePrediction(tiny_moog_config()))
     clip = video(batch=1, frames=3)
     maps, state = decoder_attention_maps(
         model, clip, generator=torch.Generator().manual_seed(0), return_state=True, chunk_size=100
@@ -78,7 +54,7 @@ def test_attention_maps_and_video(tmp_path):
 
 
 def test_moog_attention_command(tmp_path):
-    model = randomized(MooGForNextFramePrediction(tiny_config()))
+    model = randomized(MooGForNextFramePrediction(tiny_moog_config()))
     model.save_pretrained(tmp_path / "model")
     write_video(tmp_path / "clip.mp4", np.random.default_rng(0).random((6, 16, 16, 3)), fps=4)
     status = cli_main(

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from rep4d.training.train import parse_args, read_metrics, train
+from rep4d.training.checkpointing import read_metrics
+from rep4d.training.train import parse_args, train
 
 REPO = Path(__file__).resolve().parents[1]
 

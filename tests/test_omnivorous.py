@@ -14,7 +14,6 @@ from safetensors.numpy import load_file
 from transformers import AutoImageProcessor, AutoModel, Dinov2WithRegistersModel
 
 import rep4d.modeling.convert_omnivorous as convert_omnivorous
-import rep4d.parity_omnivorous  # noqa: F401  (registers the parity runner)
 from rep4d.cli import main
 from rep4d.conversion import (
     ConversionError,
@@ -32,6 +31,7 @@ from rep4d.omnivorous import (
     run_demo,
 )
 from rep4d.parity import load_case_arrays, run_parity
+from rep4d.parity.omnivorous import build_model
 
 from testing_utils import FIXTURES, MANIFESTS, fixture_cases, run_isolated_python
 
@@ -234,7 +234,7 @@ def test_demo_function_and_picture(tmp_path):
     models = {}
     for role in ("teacher", "student"):
         config = convert_omnivorous.config_from_flax(case[role]["config"])
-        models[role] = rep4d.parity_omnivorous.build_model(load_file(str(DEMO / case[role]["params_file"])), config)
+        models[role] = build_model(load_file(str(DEMO / case[role]["params_file"])), config)
     result = run_demo(models, inputs["rgb_resized_u8"], inputs["aux_resized_u8"])
     for role in models:
         assert abs(result.scores[role] - float(reference[f"{role}_score"])) <= 1e-5

@@ -25,19 +25,14 @@ from rep4d.processing import FourDSVideoProcessor
 from rep4d.remote_code import export_remote_code
 from rep4d.visualization import write_video
 
-from testing_utils import FIXTURES, run_isolated_python
+from testing_utils import FIXTURES, run_isolated_python, tiny_moog_config
 
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, tubelet_size=[2, 8, 8],
             image_size=[32, 32], num_frames=4, readout_num_params=32, readout_num_heads=2)  # fmt: skip
 HEAD = dict(readout_num_params=32, readout_num_heads=2, num_fourier_bands=4)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -120,24 +115,11 @@ def test_depth_pipeline_refuses_a_randomly_initialised_head(tmp_path):
         pipeline(DEPTH_TASK, model=str(tmp_path))
 
 
-def tiny_moog_config():
-    from rep4d.configuration import MooGConfig
-
-    return MooGConfig(image_size=[16, 16], num_frames=3, conv_features=[4, 8, 8, 8, 8, 8], enc_fourier_bases=4,
-                     encoder_hidden_size=8, encoder_output_size=24, num_tokens=6, token_size=16,
-                     predictor_qkv_size=16, predictor_num_heads=2, predictor_mlp_size=32, predictor_num_layers=1,
-                     corrector_qkv_size=16, corrector_num_heads=2, corrector_mlp_size=32, corrector_num_layers=1,
-                     decoder_qkv_size=8, decoder_num_heads=2, decoder_mlp_size=32, decoder_num_layers=1,
-                     dec_fourier_bases=4, readout_num_frames=4, readout_fourier_bases=4,
-                     point_readout_temporal_tile_size=2, point_readout_frames_per_query=2,
-                     box_readout_temporal_tile_size=1, box_readout_frames_per_query=4)  # fmt: skip
-
-
 def test_depth_pipeline_on_moog_depth_head():
     from rep4d.modeling import MooGForDepthEstimation
     from rep4d.processing import MooGVideoProcessor
 
-    config = tiny_moog_config()
+    config = tiny_moog_config(num_frames=3)
     torch.manual_seed(0)
     model = MooGForDepthEstimation(config).eval()
     processor = MooGVideoProcessor.for_config(config)
@@ -256,7 +238,7 @@ def test_feature_extraction_pipeline_gives_grid_features(tmp_path):
     from rep4d.modeling import MooGModel
     from rep4d.processing import MooGVideoProcessor
 
-    config = tiny_moog_config()
+    config = tiny_moog_config(num_frames=3)
     moog = pipeline(FEATURE_TASK, model=MooGModel(config).eval(), video_processor=MooGVideoProcessor.for_config(config))
     latents = moog(np.zeros((5, 20, 24, 3), dtype=np.uint8))
     assert latents["features"].shape == (3, 6, 16) and latents["grid_size"] is None

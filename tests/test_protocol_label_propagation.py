@@ -23,7 +23,7 @@ from rep4d.label_propagation import (
     resize_nearest,
     resize_nearest_exact,
 )
-from rep4d.parity import run_parity
+from rep4d.parity import load_case_arrays, run_parity
 
 CASES = sorted(path.parent for path in (Path(__file__).parent / "fixtures/protocols/label_propagation").glob("*/case.json"))
 MASK_TASKS = ("mask", "davis", "vip")
@@ -31,11 +31,7 @@ MASK_TASKS = ("mask", "davis", "vip")
 
 def load_case(case_dir: Path):
     case = json.loads((case_dir / "case.json").read_text())
-    with np.load(case_dir / "inputs.npz", allow_pickle=False) as data:
-        inputs = {key: data[key] for key in data.files}
-    with np.load(case_dir / "outputs.npz", allow_pickle=False) as data:
-        reference = {key: data[key] for key in data.files}
-    return case, inputs, reference
+    return case, load_case_arrays(case_dir / "inputs.npz"), load_case_arrays(case_dir / "outputs.npz")
 
 
 def test_cases_are_present():

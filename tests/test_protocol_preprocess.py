@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from rep4d.parity import load_case_arrays, run_parity
+from rep4d.parity.protocols.preprocess import float_input_sha256, processor_for_case
 from rep4d.processing import FourDSVideoProcessor, RVMVideoProcessor
 from rep4d.processing.video_processing_base import read_video_pyav
-from rep4d.protocol_parity.preprocess import float_input_sha256, processor_for_case
 
 CASES_ROOT = Path(__file__).parent / "fixtures" / "protocols" / "preprocess"
 CASES = sorted(path for path in CASES_ROOT.iterdir() if (path / "case.json").is_file())

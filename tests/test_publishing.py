@@ -26,8 +26,9 @@ import torch
 from huggingface_hub import ModelCard
 
 import rep4d  # noqa: F401
+from rep4d.cards import USAGE
 from rep4d.cli import main as cli_main
-from rep4d.publishing import RELEASES, USAGE, publish, resolve_release, write_release_cards
+from rep4d.publishing import RELEASES, publish, resolve_release, write_release_cards
 from rep4d.releases import RELEASES as DOWNLOADS
 from rep4d.releases import release_files
 

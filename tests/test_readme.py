@@ -146,3 +146,29 @@ def test_every_readme_code_block_runs(tmp_path, monkeypatch):
 def test_substitution_table_is_documented():
     for old, new, why in SUBSTITUTIONS:
         assert old and old != new and why, (old, new)
+
+
+def development_map_paths() -> list[Path]:
+    """Every file or folder named in the README's "## Development" map (the fenced block under that heading)."""
+    section = README.read_text().split("## Development\n", 1)[1]
+    block = section.split("```\n", 2)[1]
+    paths, folder = [], None
+    for line in block.splitlines():
+        head = line[:20].strip()
+        if head:
+            folder = head.split()[0]
+            paths.append(REPO / folder)
+        entry = line[20:].split("  ")[0].strip()  # the file column (a path, or "a.py / b.py", or "a.py, b.py")
+        for name in re.split(r"[ ,/]+", entry.replace(" and ", " ")):
+            if re.fullmatch(r"[\w.]+\.(py|md|sh)|[\w]+", name) and "<" not in name and folder:
+                candidate = REPO / folder / name
+                if name.endswith((".py", ".md", ".sh")) or candidate.is_dir():
+                    paths.append(candidate)
+    return paths
+
+
+def test_development_map_names_files_that_exist():
+    paths = development_map_paths()
+    assert len(paths) > 40, f"the Development map should name the repo's files, parsed {len(paths)}"
+    missing = [str(p.relative_to(REPO)) for p in paths if not p.exists()]
+    assert not missing, f"README's Development map names files that do not exist: {missing}"

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from rep4d.configuration.readout_tasks import READOUT_TASKS
 from rep4d.training.readout_data import (
-    READOUT_TASKS,
     NpzFolderSource,
     ReadoutDataConfig,
     ReadoutDataset,
@@ -18,7 +18,7 @@ from rep4d.training.readout_data import (
     TapVidPickleSource,
     VideoLabelSource,
     collate_readout_batch,
-    fit_clip,
+    cut_clip,
     open_clip_source,
     restricted_pickle_load,
     validate_clip,
@@ -41,7 +41,7 @@ EXPECTED_SHAPES = {
     "depth": {"depth": (2, FRAMES, SIZE, SIZE)},
     "points": {"query_points": (2, 6, 3), "tracks": (2, 6, FRAMES, 2), "occluded": (2, 6, FRAMES)},
     "boxes": {"boxes": (2, 2, FRAMES, 4), "box_visible": (2, 2, FRAMES)},
-    "pose": {"camera_rotation": (2, 3, 3)},
+    "pose": {"camera_rotation": (2, 3, 3), "camera_translation": (2, 3)},
     "classification": {"labels": (2,)},
 }
 
@@ -215,13 +215,15 @@ def test_bad_input_errors(clip):
         validate_clip(dict(clip, depth=clip["depth"][:2]), "depth", "clip")
     with pytest.raises(ValueError, match="must be a rotation"):
         validate_clip(dict(clip, camera_rotation=np.eye(3) * 2), "pose", "clip")
+    with pytest.raises(ValueError, match=r"`camera_translation` must have shape \(3,\)"):
+        validate_clip(dict(clip, camera_translation=np.zeros(4)), "pose", "clip")
     with pytest.raises(ValueError, match="pose clips must have exactly num_frames"):
-        fit_clip(clip, "pose", 2)
+        cut_clip(clip, "pose", 2)
     with pytest.raises(ValueError, match="fewer than the 8"):
-        fit_clip(clip, "depth", 8)
+        cut_clip(clip, "depth", 8)
 
 
-def test_fit_clip_moves_late_queries_into_the_window():
+def test_cut_clip_moves_late_queries_into_the_window():
     clip = {
         "video": np.zeros((6, 8, 8, 3), np.uint8),
         "query_points": np.array([[1, 2, 3], [4, 5, 6], [5, 1, 1]], np.float32),
@@ -229,7 +231,7 @@ def test_fit_clip_moves_late_queries_into_the_window():
         "occluded": np.array([[0, 0, 0, 0, 0, 0], [1, 0, 0, 1, 0, 0], [1, 1, 1, 1, 1, 0]], bool),
     }
     clip["tracks"][1, 1] = [6.0, 7.0]
-    cut = fit_clip(clip, "points", 3)
+    cut = cut_clip(clip, "points", 3)
     assert cut["tracks"].shape == (2, 3, 2)  # the third track is never visible in frames 0-2: dropped
     np.testing.assert_array_equal(cut["query_points"], [[1, 2, 3], [1, 7, 6]])
 
@@ -249,3 +251,32 @@ def test_collator_pads_boxes_and_explains_point_mismatch(clip):
         collate_readout_batch([a, b])
     sampled = ReadoutDataset(source, "points", ReadoutDataConfig(num_points=7))
     assert sampled[0]["tracks"].shape == (7, FRAMES, 2)
+
+
+def test_synthetic_pose_clips_carry_the_relative_camera_translation():
+    """``synthetic:N`` pose data uses the registry's synthetic options (a translating camera); the example carries the
+    relative pose [R | t] of the last camera in the first camera's frame."""
+    source = open_clip_source("synthetic:2,seed=4", "pose", num_frames=FRAMES, image_size=(SIZE, SIZE))
+    example = ReadoutDataset(source, "pose")[1]
+    clip = generate_clip(seed=(4, 1), num_frames=FRAMES, height=SIZE, width=SIZE, max_camera_translation=1.0)
+    np.testing.assert_array_equal(example["camera_translation"].numpy(), clip["camera_translation"])
+    assert np.abs(clip["camera_translation"]).max() > 0.05
+    # The other tasks' synthetic clips keep a camera that only pans.
+    depth_clip = open_clip_source("synthetic:1,seed=4", "depth", num_frames=FRAMES, image_size=(SIZE, SIZE)).load(0)
+    np.testing.assert_array_equal(depth_clip["camera_translation"], np.zeros(3))
+
+
+def test_realestate10k_pose_labels_carry_the_relative_translation(tmp_path):
+    """The RE10k reader's label is the relative pose [R | t] of the last camera in the first camera's frame, from
+    the 3x4 world-to-camera poses: t = R_first @ c_last + t_first with the camera centre c = -R^T t."""
+    from test_readout_datasets import _rotation_z, make_realestate10k
+
+    from rep4d.training.readout_datasets import RealEstate10KSource
+
+    root = make_realestate10k(tmp_path / "re10k")
+    clip = RealEstate10KSource(root, "train", num_frames=4, frame_stride=1).load(1)
+    # Sequence 1: world-to-camera R_f = Rz(0.1 f), t_f = (0.1 f, 0, 0); the first camera is the world frame.
+    centre_last = -_rotation_z(0.3).T @ np.array([0.3, 0.0, 0.0])
+    np.testing.assert_allclose(clip["camera_translation"], centre_last, atol=1e-6)
+    example = ReadoutDataset(RealEstate10KSource(root, "train", num_frames=4), "pose")[1]
+    np.testing.assert_allclose(example["camera_translation"].numpy(), centre_last, atol=1e-6)

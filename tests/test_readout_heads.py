@@ -1,25 +1,20 @@
 """Readout heads on tiny 4DS and VideoMAE backbones: forward/backward, training, save/load, bad inputs, Trainer."""
 
-import os
-
-os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from transformers import (  # noqa: E402
+import pytest
+import torch
+from transformers import (
     AutoModelForVideoClassification,
     Trainer,
     TrainingArguments,
     VideoMAEConfig,
 )
 
-import rep4d  # noqa: E402,F401
-from rep4d.configuration.configuration_fourds import FourDSConfig  # noqa: E402
-from rep4d.configuration.configuration_readout import ReadoutConfig  # noqa: E402
-from rep4d.modeling.backbone_adapters import BackboneAdapter, register_backbone_adapter  # noqa: E402
-from rep4d.modeling.modeling_fourds import FourDSModel  # noqa: E402
-from rep4d.modeling.modeling_readout import (  # noqa: E402
+import rep4d  # noqa: F401
+from rep4d.configuration.configuration_fourds import FourDSConfig
+from rep4d.configuration.configuration_readout import ReadoutConfig
+from rep4d.modeling.backbone_adapters import BackboneAdapter, register_backbone_adapter
+from rep4d.modeling.modeling_fourds import FourDSModel
+from rep4d.modeling.modeling_readout import (
     READOUT_CLASSES,
     ReadoutForBoxTracking,
     ReadoutForCameraPose,
@@ -28,8 +23,14 @@ from rep4d.modeling.modeling_readout import (  # noqa: E402
     ReadoutForVideoClassification,
     load_readout,
     project_to_rotation,
-    readout_parameter_groups,
 )
+from rep4d.training.optimization import parameter_groups
+
+
+def trainer_parameter_groups(model, learning_rate):
+    """The readout trainer's optimizer groups (``ReadoutTrainer.create_optimizer``), without weight decay."""
+    return parameter_groups(model, 0.0, learning_rate, backbone_prefix="backbone.",
+                            backbone_learning_rate_scale=model.config.backbone_learning_rate_scale)
 
 FRAMES, SIZE, BATCH = 4, 16, 2
 
@@ -81,6 +82,7 @@ def make_batch(task, seed=0):
         batch["box_visible"] = torch.ones(BATCH, 2, FRAMES, dtype=torch.bool)
     elif task == "pose":
         batch["camera_rotation"] = torch.stack([rotation_z(0.3), rotation_z(-0.5)])
+        batch["camera_translation"] = torch.tensor([[0.5, -0.2, 0.1], [-0.3, 0.4, 0.2]])
     else:
         batch["labels"] = torch.tensor([0, 2])
     return batch
@@ -133,7 +135,7 @@ def test_loss_decreases_on_fixed_batch(task):
     model = READOUT_CLASSES[task](readout_config(task))
     batch = make_batch(task)
     features = model.extract_features(batch.pop("pixel_values"))  # frozen: cache the features once
-    optimizer = torch.optim.AdamW(readout_parameter_groups(model, learning_rate=1e-2))
+    optimizer = torch.optim.AdamW(trainer_parameter_groups(model, learning_rate=1e-2))
     losses = []
     for _ in range(15):
         loss = model(features=features, **batch).loss
@@ -159,13 +161,13 @@ def test_end_to_end_mode_and_parameter_groups():
     model(**make_batch("classification")).loss.backward()
     # Blocks above the 4DS readout layer get no gradient; the embedding and the read blocks do.
     assert model.backbone.model.embeddings.patch_embeddings.weight.grad.abs().sum() > 0
-    groups = readout_parameter_groups(model, learning_rate=1e-3)
+    groups = trainer_parameter_groups(model, learning_rate=1e-3)
     by_part = {group["name"]: group for group in groups}
     assert by_part["readout_decay"]["lr"] == pytest.approx(1e-3)
     assert by_part["backbone_decay"]["lr"] == pytest.approx(3e-6)  # the paper's 0.003x
     counted = sum(p.numel() for group in groups for p in group["params"])
     assert counted == sum(p.numel() for p in model.parameters())
-    frozen_groups = readout_parameter_groups(ReadoutForVideoClassification(readout_config("classification")), 1e-3)
+    frozen_groups = trainer_parameter_groups(ReadoutForVideoClassification(readout_config("classification")), 1e-3)
     assert all(group["name"].startswith("readout") for group in frozen_groups)
 
 
@@ -178,30 +180,36 @@ def test_from_backbone_copies_weights():
     torch.testing.assert_close(model.extract_features(pixels), backbone(pixels).readout_features)
 
 
-@pytest.mark.parametrize("task,backbone", [("points", "fourds"), ("classification", "videomae")])
-def test_save_load_round_trip(task, backbone, tmp_path):
+# Save/load of every head on a 4DS backbone through from_pretrained and the Auto classes:
+# tests/conformance/model_checks.py; here rep4d's load_readout and a transformers backbone.
+def test_save_load_round_trip_on_a_transformers_backbone(tmp_path):
     torch.manual_seed(0)
-    model = READOUT_CLASSES[task](readout_config(task, backbone)).eval()
-    batch = make_batch(task)
+    model = ReadoutForVideoClassification(readout_config("classification", "videomae")).eval()
+    batch = make_batch("classification")
     expected = model(**batch)
     model.save_pretrained(tmp_path)
     assert (tmp_path / "model.safetensors").exists()
     loaded = load_readout(tmp_path).eval()
-    assert type(loaded) is type(model) and loaded.config.backbone_config.model_type == backbone
+    assert type(loaded) is type(model) and loaded.config.backbone_config.model_type == "videomae"
     for key, value in expected.items():
         torch.testing.assert_close(loaded(**batch)[key], value)
-    if task == "classification":
-        auto = AutoModelForVideoClassification.from_pretrained(tmp_path).eval()
-        torch.testing.assert_close(auto(**batch).logits, expected.logits)
+    auto = AutoModelForVideoClassification.from_pretrained(tmp_path).eval()
+    torch.testing.assert_close(auto(**batch).logits, expected.logits)
 
 
 def test_multi_clip_evaluation():
     model = ReadoutForVideoClassification(readout_config("classification", num_test_clips=2)).eval()
     batch = make_batch("classification")
     out = model(pixel_values=batch["pixel_values"], labels=torch.tensor([1]))  # 2 clips of one video
-    assert out.logits.shape == (2, 3) and out.video_probabilities.shape == (1, 3)
-    torch.testing.assert_close(out.video_probabilities[0], out.logits.softmax(-1).mean(0))
-    assert model.train()(**batch).video_probabilities is None
+    assert out.logits.shape == (2, 3)  # per clip; the label of the video counts for both clips
+    torch.testing.assert_close(out.loss, torch.nn.functional.cross_entropy(out.logits, torch.tensor([1, 1])))
+    # The metric averages the clips' softmaxes (training/metrics.average_clips, the one implementation).
+    from rep4d.training.metrics import average_clips
+
+    averaged = average_clips(out.logits.detach().numpy(), 2)
+    torch.testing.assert_close(torch.from_numpy(averaged[0]).float(), out.logits.detach().softmax(-1).mean(0))
+    with pytest.raises(ValueError, match="videos x 2 clips"):
+        model(pixel_values=batch["pixel_values"][:1])
 
 
 def test_bad_inputs_raise_clear_errors():
@@ -236,6 +244,11 @@ def test_bad_inputs_raise_clear_errors():
     pose = ReadoutForCameraPose(readout_config("pose"))
     with pytest.raises(ValueError, match="rotation matrices"):
         pose(pixel_values=make_batch("pose")["pixel_values"], camera_rotation=2 * torch.eye(3).expand(BATCH, 3, 3))
+    pose_batch = make_batch("pose")
+    with pytest.raises(ValueError, match=r"`camera_translation` must have shape \(2, 3\)"):
+        pose(**{**pose_batch, "camera_translation": torch.zeros(BATCH, 4)})
+    with pytest.raises(ValueError, match="`camera_translation` was given without `camera_rotation`"):
+        pose(pixel_values=pose_batch["pixel_values"], camera_translation=pose_batch["camera_translation"])
 
     depth = ReadoutForDepthEstimation(readout_config("depth"))
     with pytest.raises(ValueError, match="`depth` must have shape"):
@@ -285,7 +298,7 @@ def test_trainer_steps_point_tracking(tmp_path):
     def collate(items):
         return {key: torch.stack([item[key] for item in items]) for key in items[0]}
 
-    optimizer = torch.optim.AdamW(readout_parameter_groups(model, learning_rate=3e-3))
+    optimizer = torch.optim.AdamW(trainer_parameter_groups(model, learning_rate=3e-3))
     args = TrainingArguments(
         output_dir=str(tmp_path), use_cpu=True, per_device_train_batch_size=4, per_device_eval_batch_size=4,
         max_steps=3, logging_steps=1, report_to="none", remove_unused_columns=False,
@@ -304,7 +317,7 @@ def test_trainer_steps_point_tracking(tmp_path):
 
 
 def test_log_depth_loss_option_is_relative_and_masked():
-    from rep4d.modeling.modeling_readout import log_depth_loss
+    from rep4d.modeling.losses import log_depth_loss
 
     depth = torch.tensor([[[[2.0, 20.0], [0.0, 4.0]]]])
     predicted = torch.tensor([[[[4.0, 40.0], [7.0, 4.0]]]])
@@ -440,32 +453,15 @@ def test_backbone_hidden_states_and_attentions_are_explicit_and_honoured(backbon
     assert cached.hidden_states is None
 
 
-def test_auto_model_loads_the_head_of_every_task(tmp_path):
-    from transformers import AutoModel
-
-    for task, model_class in READOUT_CLASSES.items():
-        config = readout_config(task)
-        assert config.architectures == [model_class.__name__]
-        assert type(AutoModel.from_config(config)) is model_class
-        model_class(config).save_pretrained(tmp_path / task)
-        loaded, info = AutoModel.from_pretrained(tmp_path / task, output_loading_info=True)
-        assert type(loaded) is model_class, task
-        assert not info["missing_keys"] and not info["unexpected_keys"], (task, info)
-
-
-def test_input_embeddings_and_base_model_prefix():
-    model = ReadoutForDepthEstimation(readout_config("depth"))
-    assert hasattr(model, model.base_model_prefix)
-    assert model.get_input_embeddings() is model.backbone.model.get_input_embeddings()
-    assert isinstance(model.get_input_embeddings(), torch.nn.Module)
+def test_input_embeddings_of_a_transformers_backbone():
+    # On a 4DS backbone: test_model_get_set_embeddings in tests/conformance/test_readout_conformance.py.
     videomae = ReadoutForDepthEstimation(readout_config("depth", "videomae"))
     assert videomae.get_input_embeddings() is videomae.backbone.model.embeddings.patch_embeddings
 
 
 def test_a_model_of_another_family_is_refused(tmp_path):
+    # from_pretrained of every head on another family's folder: tests/conformance/model_checks.py.
     FourDSModel(tiny_fourds()).save_pretrained(tmp_path / "fourds")
-    with pytest.raises(ValueError, match="expected a readout config.*'fourds'"):
-        ReadoutForPointTracking.from_pretrained(tmp_path / "fourds")
     with pytest.raises(ValueError, match="expected a readout config.*'fourds'"):
         load_readout(tmp_path / "fourds")
     # A readout is no backbone: from_backbone names the families it accepts.
@@ -528,3 +524,97 @@ def test_fourds_readout_loads_a_checkpoint_holding_the_full_backbone(tmp_path):
         readout.backbone.model.load_state_dict({k: v for k, v in full.state_dict().items() if "layers.1." not in k})
     readout = pickle.loads(pickle.dumps(readout))  # the loading hook keeps the model picklable
     torch.testing.assert_close(readout.extract_features(batch["pixel_values"]), full(batch["pixel_values"]).readout_features)
+
+
+def test_pose_head_reads_concatenated_end_frames_and_predicts_rotation_and_translation():
+    from rep4d.modeling.losses import camera_pose_loss
+
+    torch.manual_seed(0)
+    model = ReadoutForCameraPose(readout_config("pose")).eval()
+    batch = make_batch("pose")
+    out = model(**batch)
+    assert out.rotation.shape == (BATCH, 3, 3) and out.translation.shape == (BATCH, 3)
+    # The paper's head: first and last frames concatenated along channels (2C inputs, one frame), 12 outputs.
+    assert model.readout.k_proj.weight.shape[1] == 2 * model.feature_dim
+    assert model.readout.temporal_embedding.shape[0] == 1 and model.readout.classifier.weight.shape[0] == 12
+    # L2 on the whole 3x4 pose matrix [R | t].
+    predicted = torch.cat([out.rotation, out.translation[..., None]], dim=-1)
+    target = torch.cat([batch["camera_rotation"], batch["camera_translation"][..., None]], dim=-1)
+    assert out.loss.item() == pytest.approx(((predicted - target) ** 2).sum((-1, -2)).mean().item(), rel=1e-6)
+    assert out.loss == camera_pose_loss(out.rotation, out.translation, batch["camera_rotation"],
+                                        batch["camera_translation"])
+    # The translation is scored: another translation target gives another loss; a rotation-only target scores R.
+    moved = model(**{**batch, "camera_translation": batch["camera_translation"] + 1.0}).loss
+    assert moved > out.loss
+    rotation_only = model(pixel_values=batch["pixel_values"], camera_rotation=batch["camera_rotation"]).loss
+    assert rotation_only.item() == pytest.approx(((out.rotation - batch["camera_rotation"]) ** 2).sum((-1, -2))
+                                                 .mean().item(), rel=1e-6)
+    # Only the first and last frames are read.
+    features = model.extract_features(batch["pixel_values"])
+    middle = features.clone()
+    middle[:, 1:-1] = torch.randn_like(middle[:, 1:-1])
+    torch.testing.assert_close(model(features=middle).translation, model(features=features).translation)
+
+
+def test_the_task_registry_is_the_one_task_list():
+    """ReadoutConfig, the heads, the datasets and the metrics all read their tasks from the registry."""
+    import dataclasses
+
+    from rep4d.configuration.readout_tasks import READOUT_TASK_SPECS, READOUT_TASKS
+    from rep4d.modeling import modeling_readout
+    from rep4d.training.metrics import TASK_SCORERS
+    from rep4d.training.readout_data import CLIP_VALIDATORS, EXAMPLE_TARGETS
+
+    assert set(READOUT_CLASSES) == set(TASK_SCORERS) == set(CLIP_VALIDATORS) == set(EXAMPLE_TARGETS) == set(
+        READOUT_TASKS)
+    for name, spec in READOUT_TASK_SPECS.items():
+        head = READOUT_CLASSES[name]
+        assert head.__name__ == spec.head_class and head.task == name
+        assert ReadoutConfig(task=name, num_labels=3).architectures == [spec.head_class]
+        output_class = getattr(modeling_readout, spec.output_class)
+        fields = [field.name for field in dataclasses.fields(output_class) if field.name != "loss"]
+        # The Trainer's prediction tuples start with the fields the metrics read (named_fields relies on it).
+        assert fields[: len(spec.output_fields)] == list(spec.output_fields), name
+        assert set(spec.label_names) >= set(spec.clip_fields) - {"label"}
+    with pytest.raises(ValueError, match="task must be one of"):
+        ReadoutConfig(task="segmentation")
+
+
+def test_losses_module_keeps_the_heads_losses_bit_identical():
+    """The losses moved into rep4d.modeling.losses: each head's loss equals the formula it had inline."""
+    torch.manual_seed(0)
+    batch = make_batch("depth")
+    out = ReadoutForDepthEstimation(readout_config("depth"))(**batch)
+    valid = torch.isfinite(batch["depth"]) & (batch["depth"] > 0)
+    squared = (out.predicted_depth.float() - torch.nan_to_num(batch["depth"].float())) ** 2
+    assert torch.equal(out.loss, (squared * valid).sum() / valid.sum().clamp_min(1))
+
+    batch = make_batch("boxes")
+    out = ReadoutForBoxTracking(readout_config("boxes"))(**batch)
+    weights = batch["box_visible"].float()
+    squared = ((out.boxes - batch["boxes"]) ** 2).sum(-1)
+    assert torch.equal(out.loss, (squared * weights).sum() / weights.sum().clamp_min(1))
+
+    batch = make_batch("points")
+    model = ReadoutForPointTracking(readout_config("points"))
+    out = model(**batch)
+    config = model.config
+    to_raster = out.tracks.new_tensor([256.0 / SIZE, 256.0 / SIZE])
+    visible = (~batch["occluded"]).float()
+    distance = torch.sqrt((((out.tracks - batch["tracks"]) * to_raster) ** 2).sum(-1) + 1e-12)
+    delta = config.point_huber_delta
+    huber = torch.where(distance <= delta, 0.5 * distance**2, delta * (distance - 0.5 * delta))
+    count = visible.sum().clamp_min(1)
+    certain = (distance < config.point_certainty_threshold).float()
+    expected = (
+        config.point_position_loss_weight * ((huber * visible).sum() / count)
+        + config.point_visibility_loss_weight * torch.nn.functional.binary_cross_entropy_with_logits(
+            out.visibility_logits, visible)
+        + config.point_certainty_loss_weight * (torch.nn.functional.binary_cross_entropy_with_logits(
+            out.certainty_logits, certain, reduction="none") * visible).sum() / count
+    )
+    assert torch.equal(out.loss, expected)
+
+    batch = make_batch("classification")
+    out = ReadoutForVideoClassification(readout_config("classification"))(**batch)
+    assert torch.equal(out.loss, torch.nn.functional.cross_entropy(out.logits.float(), batch["labels"]))

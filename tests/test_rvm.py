@@ -256,52 +256,7 @@ def test_reconstruction_trains_and_checks_ids():
         model(sources, targets, target_deltas=torch.zeros(2, 2, dtype=torch.long))
 
 
-# Transformers integration -------------------------------------------------------------------------------------------
-
-
-def test_save_load_round_trip(tmp_path):
-    model = tiny_model(rep4d.RVMForMaskedReconstruction)
-    model.save_pretrained(tmp_path)
-    loaded = rep4d.RVMForMaskedReconstruction.from_pretrained(tmp_path).eval()
-    video = clip(frames=2)
-    ids = torch.stack([torch.randperm(20, generator=torch.Generator().manual_seed(i)) for i in range(2)])[:, None]
-    with torch.no_grad():
-        a = model(video, video[:, :1], ids_shuffle=ids, mask_ratio=0.5)
-        b = loaded(video, video[:, :1], ids_shuffle=ids, mask_ratio=0.5)
-    torch.testing.assert_close(a.reconstruction, b.reconstruction, rtol=0, atol=0)
-    assert loaded.config.rnn_num_attention_heads == 4
-
-
-def test_eager_and_sdpa_agree():
-    model = tiny_model()
-    video = clip(frames=2)
-    with torch.no_grad():
-        model.set_attn_implementation("eager")
-        eager = model(video).last_hidden_state
-        model.set_attn_implementation("sdpa")
-        assert model.config._attn_implementation == "sdpa"  # the switch really happens
-        sdpa = model(video).last_hidden_state
-    torch.testing.assert_close(eager, sdpa, atol=1e-5, rtol=1e-5)
-
-
-def test_gradient_checkpointing_gives_the_same_gradients():
-    video = clip(frames=2)
-
-    def gradients(checkpointing: bool):
-        model = tiny_model(rep4d.RVMForMaskedReconstruction)
-        model.train()
-        if checkpointing:
-            model.activation_checkpointing_enable()
-            assert model.rvm.encoder.layers[0].gradient_checkpointing and model.decoder.blocks[0].gradient_checkpointing
-        out = model(video, video[:, 1:], target_deltas=torch.tensor([[1], [1]]),
-                    generator=torch.Generator().manual_seed(0))
-        out.loss.backward()
-        return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
-
-    plain, checkpointed = gradients(False), gradients(True)
-    assert plain.keys() == checkpointed.keys() and len(plain) > 50
-    for name in plain:
-        torch.testing.assert_close(plain[name], checkpointed[name], msg=name)
+# Presets, processor (save/load, eager vs SDPA, checkpointing: tests/conformance/model_checks.py) -------------------
 
 
 def test_presets_and_processor():
@@ -316,3 +271,24 @@ def test_presets_and_processor():
     frames = np.random.default_rng(0).integers(0, 256, (3, 300, 400, 3), dtype=np.uint8)
     pixels = processor(frames, return_tensors="pt")["pixel_values"]
     assert pixels.shape == (1, 3, 3, 256, 256) and 0 <= pixels.min() and pixels.max() <= 1
+
+
+def test_rvm_self_attention_is_cross_attention_of_the_tokens_on_themselves():
+    """RVM's self-attention keeps the q_proj / fused kv_proj checkpoint layout of the cross-attention it replaces."""
+    from types import SimpleNamespace
+
+    from rep4d.modeling.layers import CrossAttention, SelfAttention
+
+    config = SimpleNamespace(_attn_implementation="eager")
+    attention = SelfAttention(config, 16, 2, inner_dim=24, fused_qkv=False)
+    cross = CrossAttention(config, 16, 16, 2, inner_dim=24)
+    assert sorted(attention.state_dict()) == sorted(cross.state_dict()) == sorted(
+        f"{name}.{kind}" for name in ("q_proj", "kv_proj", "out_proj") for kind in ("weight", "bias")
+    )
+    cross.load_state_dict(attention.state_dict())
+    tokens = torch.randn(2, 7, 16)
+    with torch.no_grad():
+        ours, ours_weights = attention(tokens)
+        expected, expected_weights = cross(tokens, tokens)
+    torch.testing.assert_close(ours, expected, rtol=0, atol=0)
+    torch.testing.assert_close(ours_weights, expected_weights, rtol=0, atol=0)

@@ -1,4 +1,5 @@
-"""The pretraining loop (rep4d.training.train) and 4DS distillation: short CPU runs on synthetic clips."""
+"""The pretraining loop (rep4d.training.train), its objectives, checkpoints and optimisation, and 4DS distillation:
+short CPU runs on synthetic clips."""
 
 from __future__ import annotations
 
@@ -11,14 +12,11 @@ import torch
 from safetensors import safe_open
 
 import rep4d  # noqa: F401  (registers the Auto classes)
-from rep4d.training.train import (
-    METRIC_COLUMNS,
-    parameter_groups,
-    parse_args,
-    read_metrics,
-    train,
-    warmup_cosine,
-)
+from rep4d.configuration.configuration_fourds import FOURDS_TEACHER_PRESETS
+from rep4d.training.checkpointing import METRIC_COLUMNS, read_metrics
+from rep4d.training.objectives import fourds_config
+from rep4d.training.optimization import parameter_groups, warmup_cosine
+from rep4d.training.train import parse_args, train
 
 FAST = ["--quiet", "--report-to", "none", "--log-steps", "1"]
 
@@ -83,11 +81,24 @@ def test_resume_reproduces_uninterrupted_run_bit_for_bit(tmp_path):
     assert [int(r["step"]) for r in rows] == list(range(1, 13)) and len(again.losses) == 4
 
 
+def test_epoch_end_closes_the_accumulation_window_and_resume_mid_epoch(tmp_path):
+    # 6 clips at a per-device batch of 2: 3 micro-batches per epoch. With 2 accumulation steps an epoch is one step
+    # of 2 micro-batches, then one of the last micro-batch alone (Accelerate syncs at the end of the dataloader).
+    common = ["--method", "4ds", "--synthetic-clips", "6", "--max-steps", "5", "--gradient-accumulation-steps", "2",
+              "--warmup-steps", "1", "--save-steps", "1", "--save-total-limit", "0", "--no-final"]
+    full = run(tmp_path, "full", *common)
+    metas = [json.loads((tmp_path / "full" / f"checkpoint-{step:08d}" / "meta.json").read_text())
+             for step in range(1, 6)]
+    assert [(meta["epoch"], meta["batches_in_epoch"]) for meta in metas] == [(0, 2), (0, 3), (1, 2), (1, 3), (2, 2)]
+    assert [int(row["epoch"]) for row in read_metrics(tmp_path / "full" / "metrics.csv")] == [0, 0, 1, 1, 2]
+    resumed = run(tmp_path, "resumed", *common, "--resume-from", str(tmp_path / "full" / "checkpoint-00000003"))
+    assert resumed.losses == full.losses[3:]  # exact: resumed after 2 of the 3 micro-batches of epoch 1
+
+
 def test_distillation_trains_student_and_saves_plain_fourds(tmp_path):
     from transformers import AutoModel
 
     from rep4d.modeling.modeling_fourds import FourDSModel
-    from rep4d.training.train import FOURDS_TEACHER_PRESETS, fourds_config
 
     # A teacher saved to disk, as a real run passes --teacher PATH.
     teacher = FourDSModel(fourds_config("tiny", {}, FOURDS_TEACHER_PRESETS))
@@ -109,7 +120,6 @@ def test_distillation_trains_student_and_saves_plain_fourds(tmp_path):
 def test_distillation_module_matches_layers_with_l1_and_freezes_teacher():
     from rep4d.modeling.modeling_fourds import FourDSModel
     from rep4d.training.distillation import FourDSDistillationModel
-    from rep4d.training.train import FOURDS_TEACHER_PRESETS, fourds_config
 
     student = FourDSModel(fourds_config("tiny", {}))
     teacher = FourDSModel(fourds_config("tiny", {}, FOURDS_TEACHER_PRESETS))
@@ -146,9 +156,9 @@ def test_rvm_trains_and_saves(tmp_path):
 
 
 def test_rvm_objective_splits_sources_targets_with_deltas():
-    from rep4d.configuration.configuration_rvm import RVMConfig
+    from rep4d.configuration.configuration_rvm import RVM_TRAIN_PRESETS, RVMConfig
     from rep4d.modeling.modeling_rvm import RVMForMaskedReconstruction
-    from rep4d.training.train import RVM_TRAIN_PRESETS, RVMPretrainingObjective
+    from rep4d.training.objectives import RVMPretrainingObjective
 
     model = RVMForMaskedReconstruction(RVMConfig(**RVM_TRAIN_PRESETS["tiny"]))
     calls = {}
@@ -227,7 +237,6 @@ def test_schedule_and_weight_decay_groups():
     assert factor(8) == pytest.approx(0.1 + 0.9 * 0.5)
     assert factor(12) == pytest.approx(0.1)
     from rep4d.modeling.modeling_fourds import FourDSForPreTraining
-    from rep4d.training.train import fourds_config
 
     model = FourDSForPreTraining(fourds_config("tiny", {}))
     decay, no_decay = parameter_groups(model, 0.05)

@@ -9,16 +9,16 @@ builds the datasets (:mod:`rep4d.training.readout_data`), trains with a :class:`
 Frozen mode (default): the backbone runs in inference mode without gradients and, with ``cache_features``, only once
 per clip: training then reads cached (B, T, N, C) features. End-to-end mode (``end_to_end=True``): the backbone trains
 too, at ``learning_rate * backbone_learning_rate_scale`` (0.003 by default, as in the 4DS paper) through
-:func:`~rep4d.modeling.modeling_readout.readout_parameter_groups`.
+:func:`~rep4d.training.optimization.parameter_groups`.
 
-Every evaluation also reports the task's trivial baseline on the same clips (``baseline_*`` keys): points: tracks
-stay at the query point and are always visible; depth: the mean training depth everywhere; boxes: boxes stay at their
-first-frame position; pose: the identity rotation; classification: chance (1 / classes) and the majority class.
+Every evaluation also reports the task's trivial baseline on the same clips (``baseline_*`` keys; the registry
+:mod:`rep4d.configuration.readout_tasks` names each task's): points: tracks stay at the query point and are always
+visible; depth: the mean training depth everywhere; boxes: boxes stay at their first-frame position; pose: the
+identity pose; classification: chance (1 / classes) and the majority class.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -31,10 +31,11 @@ import numpy as np
 import torch
 from transformers import Trainer, TrainingArguments
 
-from rep4d.modeling.outputs import PointTrackingOutput
-from rep4d.training import metrics as readout_metrics
+from rep4d.configuration.readout_presets import SMALL_BACKBONE_SIZES
+from rep4d.configuration.readout_tasks import READOUT_TASK_SPECS, get_readout_task
+from rep4d.training.metrics import ScoringOptions, beats_baseline, score_task
+from rep4d.training.optimization import parameter_groups
 from rep4d.training.readout_data import (
-    TASK_LABEL_NAMES,
     CachedFeatureDataset,
     ReadoutDataConfig,
     ReadoutDataset,
@@ -44,21 +45,6 @@ from rep4d.training.readout_data import (
 
 logger = logging.getLogger(__name__)
 
-# Main metric of each task for best-model selection: (name, greater is better).
-TASK_MAIN_METRIC = {
-    "depth": ("abs_rel", False),
-    "points": ("average_pts_within_thresh", True),
-    "boxes": ("mean_iou", True),
-    "pose": ("pose_epe", False),
-    "classification": ("top1_accuracy", True),
-}
-# Sizes of the randomly initialised backbones (``random:fourds-<size>``, ``random:videomae-<size>``), besides the 4DS
-# paper sizes s, b, l, ... of FOURDS_SIZES.
-SMALL_BACKBONE_SIZES = {
-    "tiny": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64),
-    "mini": dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=4, intermediate_size=128),
-    "small": dict(hidden_size=128, num_hidden_layers=6, num_attention_heads=4, intermediate_size=256),
-}
 METRICS_FILE = "metrics.json"
 
 
@@ -104,13 +90,6 @@ class FinetuneConfig:
 # ----------------------------------------------------------------------------------------------------------------
 # Backbone and model
 # ----------------------------------------------------------------------------------------------------------------
-
-
-def prediction_index(output_class, name: str) -> int:
-    """Position of the output field ``name`` in the Trainer's ``predictions`` tuple (the model output's fields in
-    order, without ``loss``; the fields read here are always set, so none is dropped before them)."""
-    fields = [field.name for field in dataclasses.fields(output_class) if field.name != "loss"]
-    return fields.index(name)
 
 
 def pixel_normalisation(backbone_config) -> tuple[tuple | None, tuple | None]:
@@ -220,79 +199,34 @@ def _as_tuple(value) -> tuple:
     return value if isinstance(value, (tuple, list)) else (value,)
 
 
+def named_fields(task: str, predictions, labels) -> tuple[dict, dict]:
+    """The Trainer's ``predictions`` and ``label_ids`` (tuples in the order of the head's output fields without
+    ``loss``, and of the task's ``label_names``) as dicts by name: the registry's ``output_fields`` (always set, the
+    first fields of the task's output class, so the tuple starts with them) and ``label_names``."""
+    spec = get_readout_task(task)
+    predictions, labels = _as_tuple(predictions), _as_tuple(labels)
+    if len(predictions) < len(spec.output_fields) or len(labels) != len(spec.label_names):
+        raise ValueError(
+            f"the {task} readout's predictions must start with {spec.output_fields} and its labels be "
+            f"{spec.label_names}; got {len(predictions)} prediction and {len(labels)} label arrays"
+        )
+    return dict(zip(spec.output_fields, predictions)), dict(zip(spec.label_names, labels))
+
+
 def task_metrics(task: str, predictions: tuple, labels: tuple, image_size, *, tapvid_query_mode=None,
-                 train_depth_mean: float | None = None, num_test_clips: int = 1, num_labels: int | None = None,
-                 cube_size: float = 1.0) -> dict[str, float]:
-    """Metrics and trivial baselines of a task from the readout outputs (without loss, in output order) and the
-    targets in ``TASK_LABEL_NAMES[task]`` order, as numpy arrays.
+                 train_depth_mean: float | None = None, num_test_clips: int = 1,
+                 num_labels: int | None = None) -> dict[str, float]:
+    """Metrics and trivial baselines of a task (:func:`rep4d.training.metrics.score_task`) from the Trainer's
+    tuples: the readout outputs (without loss, in output order) and the targets in the task's ``label_names`` order.
 
     Points: ``tapvid_query_mode`` None (default) scores with the mode that matches how the clips' queries were
     sampled (:func:`~rep4d.training.tapvid.infer_query_mode`: ``first`` when every query is at its track's first
     visible frame, else ``strided``); an explicit ``first`` on queries that are not first-visible is refused.
     Benchmark numbers come from a named protocol instead (:func:`evaluate_points_protocol`)."""
-    predictions, labels = _as_tuple(predictions), _as_tuple(labels)
-    height, width = image_size
-    result = {}
-    if task == "depth":
-        predicted, depth = np.asarray(predictions[0], np.float64), np.asarray(labels[0], np.float64)
-        valid = np.isfinite(depth) & (depth > 0)
-        result["abs_rel"] = readout_metrics.abs_rel(predicted, depth, valid)
-        mean = float(depth[valid].mean()) if train_depth_mean is None else float(train_depth_mean)
-        result["baseline_abs_rel"] = readout_metrics.abs_rel(np.full_like(depth, mean), depth, valid)
-        result["rmse"] = float(np.sqrt(np.mean((predicted[valid] - depth[valid]) ** 2)))
-    elif task == "points":
-        from rep4d.training.tapvid import infer_query_mode
-
-        query, gt_tracks, gt_occluded = (np.asarray(value) for value in labels)
-        pred_tracks = np.asarray(predictions[prediction_index(PointTrackingOutput, "tracks")])
-        pred_occluded = np.asarray(predictions[prediction_index(PointTrackingOutput, "occluded")]).astype(bool)
-        paired = infer_query_mode(query, gt_occluded)
-        if tapvid_query_mode is None:
-            tapvid_query_mode = paired
-        elif tapvid_query_mode == "first" and paired != "first":
-            raise ValueError("query_mode 'first' scores only frames after the query and needs queries at each "
-                             "track's first visible frame; these queries are not, so use 'strided' (or None)")
-        raster = dict(image_size=(height, width))
-        gt_raster = readout_metrics.rescale_tracks(gt_tracks, **raster)
-        scores = readout_metrics.compute_tapvid_metrics(
-            query, gt_occluded, gt_raster, pred_occluded, readout_metrics.rescale_tracks(pred_tracks, **raster),
-            query_mode=tapvid_query_mode,
-        )
-        start = np.broadcast_to(query[:, :, None, [2, 1]], gt_tracks.shape)
-        baseline = readout_metrics.compute_tapvid_metrics(
-            query, gt_occluded, gt_raster, np.zeros_like(gt_occluded, dtype=bool),
-            readout_metrics.rescale_tracks(start, **raster), query_mode=tapvid_query_mode,
-        )
-        for key in ("average_jaccard", "average_pts_within_thresh", "occlusion_accuracy"):
-            result[key] = float(np.nanmean(scores[key]))
-            result[f"baseline_{key}"] = float(np.nanmean(baseline[key]))
-        for threshold in readout_metrics.TAPVID_THRESHOLDS:
-            result[f"pts_within_{threshold}"] = float(np.nanmean(scores[f"pts_within_{threshold}"]))
-    elif task == "boxes":
-        boxes, visible = np.asarray(labels[0], np.float64), np.asarray(labels[1], bool)
-        predicted = np.asarray(predictions[0], np.float64)
-        result["mean_iou"] = readout_metrics.mean_box_iou(predicted, boxes, visible)
-        still = np.broadcast_to(boxes[:, :, :1], boxes.shape)
-        result["baseline_mean_iou"] = readout_metrics.mean_box_iou(still, boxes, visible)
-    elif task == "pose":
-        target = np.asarray(labels[0], np.float64)
-        result["pose_epe"] = readout_metrics.pose_epe(np.asarray(predictions[0]), target, cube_size=cube_size)
-        identity = np.broadcast_to(np.eye(3), target.shape)
-        result["baseline_pose_epe"] = readout_metrics.pose_epe(identity, target, cube_size=cube_size)
-    elif task == "classification":
-        logits, targets = np.asarray(predictions[0], np.float64), np.asarray(labels[0]).astype(np.int64)
-        if num_test_clips > 1:
-            scores = readout_metrics.average_clips(logits, num_test_clips)
-            targets = targets[::num_test_clips]
-        else:
-            scores = logits
-        result["top1_accuracy"] = readout_metrics.top1_accuracy(scores, targets)
-        classes = num_labels or scores.shape[-1]
-        result["baseline_chance_accuracy"] = 1.0 / classes
-        result["baseline_majority_accuracy"] = float(np.bincount(targets, minlength=classes).max() / len(targets))
-    else:
-        raise ValueError(f"unknown task {task!r}")
-    return result
+    outputs, targets = named_fields(task, predictions, labels)
+    options = ScoringOptions(image_size=tuple(image_size), tapvid_query_mode=tapvid_query_mode,
+                             train_depth_mean=train_depth_mean, num_test_clips=num_test_clips, num_labels=num_labels)
+    return score_task(task, outputs, targets, options)
 
 
 def make_compute_metrics(model, image_size, tapvid_query_mode=None, train_depth_mean=None):
@@ -303,7 +237,6 @@ def make_compute_metrics(model, image_size, tapvid_query_mode=None, train_depth_
             config.task, evaluation.predictions, evaluation.label_ids, image_size,
             tapvid_query_mode=tapvid_query_mode, train_depth_mean=train_depth_mean,
             num_test_clips=config.num_test_clips, num_labels=getattr(config, "num_labels", None),
-            cube_size=config.cube_size,
         )
 
     return compute_metrics
@@ -315,15 +248,17 @@ def make_compute_metrics(model, image_size, tapvid_query_mode=None, train_depth_
 
 
 class ReadoutTrainer(Trainer):
-    """A Trainer whose optimizer uses :func:`readout_parameter_groups`: readout at the learning rate, backbone (in
-    end-to-end mode) at ``learning_rate * backbone_learning_rate_scale``, no weight decay on biases and norms."""
+    """A Trainer whose optimizer takes :func:`~rep4d.training.optimization.parameter_groups`: readout at the
+    learning rate, backbone (in end-to-end mode) at ``learning_rate * backbone_learning_rate_scale``, weight decay by
+    the one no-decay rule (none on biases, norms, position embeddings and learned queries)."""
 
     def create_optimizer(self, model=None):
         if self.optimizer is None:
-            from rep4d.modeling.modeling_readout import readout_parameter_groups
-
             model = self.model if model is None else model
-            groups = readout_parameter_groups(model, self.args.learning_rate, self.args.weight_decay)
+            groups = parameter_groups(
+                model, self.args.weight_decay, self.args.learning_rate, backbone_prefix="backbone.",
+                backbone_learning_rate_scale=model.config.backbone_learning_rate_scale,
+            )
             self.optimizer = torch.optim.AdamW(
                 groups, lr=self.args.learning_rate, betas=(self.args.adam_beta1, self.args.adam_beta2),
                 eps=self.args.adam_epsilon,
@@ -345,7 +280,7 @@ def _report_to(value: str) -> list[str]:
 
 
 def training_arguments(config: FinetuneConfig, output_dir: str, eval_steps: int, **overrides) -> TrainingArguments:
-    metric, greater = TASK_MAIN_METRIC[config.task]
+    spec = READOUT_TASK_SPECS[config.task]
     use_cpu = config.use_cpu if config.use_cpu is not None else not torch.cuda.is_available()
     settings = dict(
         output_dir=output_dir,
@@ -363,12 +298,12 @@ def training_arguments(config: FinetuneConfig, output_dir: str, eval_steps: int,
         save_steps=eval_steps,
         save_total_limit=1,
         load_best_model_at_end=True,
-        metric_for_best_model=metric,
-        greater_is_better=greater,
+        metric_for_best_model=spec.main_metric,
+        greater_is_better=spec.greater_is_better,
         logging_steps=config.logging_steps,
         report_to=_report_to(config.report_to),
         remove_unused_columns=False,  # the forward arguments differ per task; keep every collated field
-        label_names=list(TASK_LABEL_NAMES[config.task]),
+        label_names=list(spec.label_names),
         disable_tqdm=not config.progress,
         seed=config.seed,
         dataloader_num_workers=config.dataloader_num_workers,
@@ -461,13 +396,13 @@ def run_finetune(config: FinetuneConfig) -> dict:
     trainer.save_model(str(output_dir))
     if not config.keep_checkpoints:
         shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
-    main_metric, greater = TASK_MAIN_METRIC[config.task]
+    spec = READOUT_TASK_SPECS[config.task]
     results = {
         "task": config.task,
         "backbone": config.backbone,
         "mode": "end_to_end" if config.end_to_end else "frozen",
-        "main_metric": main_metric,
-        "greater_is_better": greater,
+        "main_metric": spec.main_metric,
+        "greater_is_better": spec.greater_is_better,
         "num_train_clips": len(train_dataset),
         "num_eval_clips": len(eval_dataset),
         "train": {key: float(value) for key, value in train_output.metrics.items()},
@@ -491,16 +426,6 @@ def run_finetune(config: FinetuneConfig) -> dict:
             trainer.model, picture_dataset, output_dir / "pictures", config.save_pictures)]
     (output_dir / METRICS_FILE).write_text(json.dumps(_json_safe(results), indent=2))
     return results
-
-
-def beats_baseline(task: str, scores: dict, prefix: str = "eval_") -> bool | None:
-    """Whether the main metric is better than the trivial baseline's (chance for classification)."""
-    metric, greater = TASK_MAIN_METRIC[task]
-    baseline_key = "baseline_chance_accuracy" if task == "classification" else f"baseline_{metric}"
-    value, baseline = scores.get(prefix + metric), scores.get(prefix + baseline_key)
-    if value is None or baseline is None:
-        return None
-    return bool(value > baseline if greater else value < baseline)
 
 
 def _json_safe(value):
@@ -599,14 +524,14 @@ def run_evaluate(model_dir: str, data: str, output: str | None = None, batch_siz
             trainer.remove_callback(PrinterCallback)  # keep stdout for the JSON report
         scores = trainer.evaluate(eval_dataset=dataset)
         shutil.rmtree(args.output_dir, ignore_errors=True)
-    main_metric, greater = TASK_MAIN_METRIC[task]
+    spec = READOUT_TASK_SPECS[task]
     results = {
         "task": task,
         "model": str(model_dir),
         "data": str(data),
         "num_clips": len(dataset),
-        "main_metric": main_metric,
-        "greater_is_better": greater,
+        "main_metric": spec.main_metric,
+        "greater_is_better": spec.greater_is_better,
         "eval": {key: float(value) for key, value in scores.items()},
         "beats_baseline": beats_baseline(task, scores),
         "train_depth_mean": train_depth_mean,
@@ -633,17 +558,16 @@ def run_evaluate(model_dir: str, data: str, output: str | None = None, batch_siz
 __all__ = [
     "FinetuneConfig",
     "ReadoutTrainer",
-    "TASK_MAIN_METRIC",
     "build_readout",
     "load_backbone",
     "random_backbone_config",
     "pixel_normalisation",
     "task_metrics",
+    "named_fields",
     "make_compute_metrics",
     "training_arguments",
     "run_finetune",
     "run_evaluate",
     "evaluate_points_protocol",
     "check_points_protocol",
-    "beats_baseline",
 ]

@@ -10,15 +10,20 @@ directly.
   floating-point operations) as the TAP-Vid reference ``evaluation_datasets.compute_tapvid_metrics``.
 - :func:`abs_rel`: mean absolute relative depth error over valid pixels.
 - :func:`box_iou` / :func:`mean_box_iou`: box IoU, averaged over visible boxes of every frame but the first.
-- :func:`pose_epe`: camera-pose end-point error on the 8 corners of a virtual cube.
+- :func:`pose_epe`: camera-pose end-point error on the 8 corners of a virtual cube moved by the pose (R, t).
 - :func:`top1_accuracy`: classification accuracy (with optional multi-clip averaging by :func:`average_clips`).
+- :func:`score_task`: a readout task's metrics and its trivial baseline from its NAMED outputs and targets (one
+  scorer per task of the registry :mod:`rep4d.configuration.readout_tasks`, in :data:`TASK_SCORERS`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+
+from rep4d.configuration.readout_tasks import READOUT_TASK_SPECS, check_boxes, get_readout_task
 
 TAPVID_THRESHOLDS = (1, 2, 4, 8, 16)
 TAPVID_QUERY_MODES = ("first", "strided")
@@ -161,19 +166,15 @@ def abs_rel(predictions, references, valid_mask=None) -> float:
     return float(np.mean(np.abs(predictions[valid] - references[valid]) / references[valid]))
 
 
-def check_boxes(name: str, boxes) -> np.ndarray:
-    """Validate (..., 4) boxes as (ymin, xmin, ymax, xmax) with min <= max."""
-    boxes = np.asarray(boxes, dtype=np.float64)
-    if boxes.ndim < 1 or boxes.shape[-1] != 4:
-        raise ValueError(f"{name} must have shape (..., 4) as (ymin, xmin, ymax, xmax), got {boxes.shape}")
-    if np.any(boxes[..., 0] > boxes[..., 2]) or np.any(boxes[..., 1] > boxes[..., 3]):
-        raise ValueError(f"{name} must satisfy ymin <= ymax and xmin <= xmax (boxes are (ymin, xmin, ymax, xmax))")
-    return boxes
+def _boxes(name: str, boxes) -> np.ndarray:
+    """(..., 4) float64 boxes (ymin, xmin, ymax, xmax), checked by the boxes task's rule (min <= max; predictions
+    may leave [0, 1])."""
+    return check_boxes(name, np.asarray(boxes, dtype=np.float64), normalised=False)
 
 
 def box_iou(boxes_a, boxes_b) -> np.ndarray:
     """Elementwise IoU of (..., 4) boxes (ymin, xmin, ymax, xmax); two empty boxes have IoU 0."""
-    a, b = check_boxes("boxes_a", boxes_a), check_boxes("boxes_b", boxes_b)
+    a, b = _boxes("boxes_a", boxes_a), _boxes("boxes_b", boxes_b)
     if a.shape != b.shape:
         raise ValueError(f"box arrays must have the same shape, got {a.shape} and {b.shape}")
     inter_h = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
@@ -187,8 +188,8 @@ def box_iou(boxes_a, boxes_b) -> np.ndarray:
 
 def mean_box_iou(predictions, references, visible=None) -> float:
     """Mean IoU of (B, O, T, 4) box tracks over visible boxes of frames 1..T-1 (frame 0 is the given query)."""
-    predictions = check_boxes("predictions", predictions)
-    references = check_boxes("references", references)
+    predictions = _boxes("predictions", predictions)
+    references = _boxes("references", references)
     if predictions.ndim != 4 or predictions.shape != references.shape:
         raise ValueError(
             f"box predictions and references must both be (B, O, T, 4), got {predictions.shape} and {references.shape}"
@@ -269,6 +270,138 @@ def top1_accuracy(predictions, references) -> float:
     return float(np.mean(predicted == references))
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# Readout task scores: one scorer per task of the registry, reading outputs and targets by name
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ScoringOptions:
+    """What a task scorer needs besides outputs and targets: the frame ``image_size`` (H, W) (points), the TAP-Vid
+    ``tapvid_query_mode`` (points; None: inferred from the queries), the training depth mean (depth baseline;
+    None: the evaluation clips' mean), ``num_test_clips`` (classification clips per video), ``num_labels``, and the
+    task's ``metric_settings`` from the registry (pose: ``cube_size``)."""
+
+    image_size: tuple[int, int] | None = None
+    tapvid_query_mode: str | None = None
+    train_depth_mean: float | None = None
+    num_test_clips: int = 1
+    num_labels: int | None = None
+    metric_settings: dict = field(default_factory=dict)
+
+
+def _score_depth(outputs: dict, labels: dict, options: ScoringOptions) -> dict[str, float]:
+    predicted, depth = np.asarray(outputs["predicted_depth"], np.float64), np.asarray(labels["depth"], np.float64)
+    valid = np.isfinite(depth) & (depth > 0)
+    mean = float(depth[valid].mean()) if options.train_depth_mean is None else float(options.train_depth_mean)
+    return {
+        "abs_rel": abs_rel(predicted, depth, valid),
+        "baseline_abs_rel": abs_rel(np.full_like(depth, mean), depth, valid),
+        "rmse": float(np.sqrt(np.mean((predicted[valid] - depth[valid]) ** 2))),
+    }
+
+
+def _score_points(outputs: dict, labels: dict, options: ScoringOptions) -> dict[str, float]:
+    from rep4d.training.tapvid import infer_query_mode
+
+    query, gt_tracks = np.asarray(labels["query_points"]), np.asarray(labels["tracks"])
+    gt_occluded = np.asarray(labels["occluded"])
+    pred_tracks, pred_occluded = np.asarray(outputs["tracks"]), np.asarray(outputs["occluded"]).astype(bool)
+    paired = infer_query_mode(query, gt_occluded)
+    query_mode = options.tapvid_query_mode
+    if query_mode is None:
+        query_mode = paired
+    elif query_mode == "first" and paired != "first":
+        raise ValueError("query_mode 'first' scores only frames after the query and needs queries at each "
+                         "track's first visible frame; these queries are not, so use 'strided' (or None)")
+    raster = dict(image_size=options.image_size)
+    gt_raster = rescale_tracks(gt_tracks, **raster)
+    scores = compute_tapvid_metrics(query, gt_occluded, gt_raster, pred_occluded,
+                                    rescale_tracks(pred_tracks, **raster), query_mode=query_mode)
+    start = np.broadcast_to(query[:, :, None, [2, 1]], gt_tracks.shape)
+    baseline = compute_tapvid_metrics(query, gt_occluded, gt_raster, np.zeros_like(gt_occluded, dtype=bool),
+                                      rescale_tracks(start, **raster), query_mode=query_mode)
+    result = {}
+    for key in ("average_jaccard", "average_pts_within_thresh", "occlusion_accuracy"):
+        result[key] = float(np.nanmean(scores[key]))
+        result[f"baseline_{key}"] = float(np.nanmean(baseline[key]))
+    for threshold in TAPVID_THRESHOLDS:
+        result[f"pts_within_{threshold}"] = float(np.nanmean(scores[f"pts_within_{threshold}"]))
+    return result
+
+
+def _score_boxes(outputs: dict, labels: dict, options: ScoringOptions) -> dict[str, float]:
+    boxes, visible = np.asarray(labels["boxes"], np.float64), np.asarray(labels["box_visible"], bool)
+    still = np.broadcast_to(boxes[:, :, :1], boxes.shape)
+    return {
+        "mean_iou": mean_box_iou(np.asarray(outputs["boxes"], np.float64), boxes, visible),
+        "baseline_mean_iou": mean_box_iou(still, boxes, visible),
+    }
+
+
+def _score_pose(outputs: dict, labels: dict, options: ScoringOptions) -> dict[str, float]:
+    """End-point error of the full pose (rotation and translation); the baseline is the identity pose."""
+    rotation = np.asarray(labels["camera_rotation"], np.float64)
+    translation = np.asarray(labels["camera_translation"], np.float64)
+    cube_size = float(options.metric_settings.get("cube_size", 1.0))
+    identity = np.broadcast_to(np.eye(3), rotation.shape)
+    return {
+        "pose_epe": pose_epe(outputs["rotation"], rotation, outputs["translation"], translation, cube_size=cube_size),
+        "rotation_epe": pose_epe(outputs["rotation"], rotation, cube_size=cube_size),
+        "baseline_pose_epe": pose_epe(identity, rotation, np.zeros_like(translation), translation,
+                                      cube_size=cube_size),
+    }
+
+
+def _score_classification(outputs: dict, labels: dict, options: ScoringOptions) -> dict[str, float]:
+    logits, targets = np.asarray(outputs["logits"], np.float64), np.asarray(labels["labels"]).astype(np.int64)
+    clips = options.num_test_clips
+    if clips > 1:
+        scores, targets = average_clips(logits, clips), targets[::clips]
+    else:
+        scores = logits
+    classes = options.num_labels or scores.shape[-1]
+    return {
+        "top1_accuracy": top1_accuracy(scores, targets),
+        "baseline_chance_accuracy": 1.0 / classes,
+        "baseline_majority_accuracy": float(np.bincount(targets, minlength=classes).max() / len(targets)),
+    }
+
+
+# The scorer of each task of the registry (a test checks the keys are the registry's tasks).
+TASK_SCORERS = {
+    "depth": _score_depth,
+    "points": _score_points,
+    "boxes": _score_boxes,
+    "pose": _score_pose,
+    "classification": _score_classification,
+}
+
+
+def score_task(task: str, outputs: dict, labels: dict, options: ScoringOptions | None = None) -> dict[str, float]:
+    """Metrics and trivial baselines of readout ``task`` from its outputs and targets by name (numpy arrays; the
+    registry's ``output_fields`` and ``label_names``). ``options.metric_settings`` defaults to the registry's."""
+    spec = get_readout_task(task)
+    options = options or ScoringOptions()
+    if not options.metric_settings and spec.metric_settings:
+        options = replace(options, metric_settings=dict(spec.metric_settings))
+    missing = [name for name in spec.output_fields if name not in outputs] + [
+        name for name in spec.label_names if name not in labels]
+    if missing:
+        raise ValueError(f"scoring the {task} readout needs the output/target field(s) {missing}")
+    return TASK_SCORERS[task](outputs, labels, options)
+
+
+def beats_baseline(task: str, scores: dict, prefix: str = "eval_") -> bool | None:
+    """Whether the task's main metric beats its trivial baseline (the registry's ``baseline_metric``; chance for
+    classification); None when either is missing from ``scores``."""
+    spec = READOUT_TASK_SPECS[task]
+    value, baseline = scores.get(prefix + spec.main_metric), scores.get(prefix + spec.baseline_metric)
+    if value is None or baseline is None:
+        return None
+    return bool(value > baseline if spec.greater_is_better else value < baseline)
+
+
 METRIC_MODULES_DIR = Path(__file__).resolve().parent / "metric_modules"
 METRIC_NAMES = ("tapvid", "abs_rel", "box_iou", "pose_epe", "top1")
 
@@ -304,10 +437,13 @@ __all__ = [
     "abs_rel",
     "box_iou",
     "mean_box_iou",
-    "check_boxes",
     "cube_corners",
     "pose_epe",
     "softmax",
     "average_clips",
     "top1_accuracy",
+    "ScoringOptions",
+    "TASK_SCORERS",
+    "score_task",
+    "beats_baseline",
 ]

@@ -120,6 +120,7 @@ class ReadoutBenchmarkSettings:
     image_size: list[int] | None = None
     readout_num_params: int | None = None
     readout_num_heads: int | None = None
+    readout_options: dict | None = None
     max_videos: int | None = None
     tapvid_protocol: str | None = None
     augment: bool | None = None
@@ -138,12 +139,19 @@ class ReadoutBenchmarkSettings:
             get_readout_preset(task)
         if self.image_size is not None:
             self.image_size = [int(v) for v in self.image_size]
+        if self.readout_options:
+            from rep4d.configuration.configuration_readout import ReadoutConfig
+
+            unknown = sorted(set(self.readout_options) - set(ReadoutConfig.__dataclass_fields__))
+            if unknown:
+                raise ValueError(f"unknown readout option(s) {', '.join(unknown)}: expected ReadoutConfig fields "
+                                 "(e.g. feature_position_embedding, num_fourier_bands, point_certainty_threshold)")
 
     def resume_key(self, task: str) -> dict:
         """The settings a finished task's result must share to be reused."""
         keys = ("backbone", "mode", "max_steps", "batch_size", "learning_rate", "sweep", "num_frames", "image_size",
-                "readout_num_params", "readout_num_heads", "max_videos", "tapvid_protocol", "augment", "cache_features",
-                "seed")
+                "readout_num_params", "readout_num_heads", "readout_options", "max_videos", "tapvid_protocol",
+                "augment", "cache_features", "seed")
         return {"task": task, **{key: getattr(self, key) for key in keys}}
 
 
@@ -218,6 +226,7 @@ def build_task_readout(preset: ReadoutPreset, settings: ReadoutBenchmarkSettings
         overrides["readout_num_params"] = settings.readout_num_params
     if settings.readout_num_heads is not None:
         overrides["readout_num_heads"] = settings.readout_num_heads
+    overrides.update(settings.readout_options or {})
     if preset.task == "classification":
         if not label_names:
             raise ValueError(f"the {preset.name} training data gives no class names")
@@ -402,9 +411,9 @@ def run_task(preset: ReadoutPreset, settings: ReadoutBenchmarkSettings, task_dir
 
 
 def _label_names(task: str) -> list[str]:
-    from rep4d.training.readout_data import TASK_LABEL_NAMES
+    from rep4d.configuration.readout_tasks import get_readout_task
 
-    return TASK_LABEL_NAMES[task]
+    return list(get_readout_task(task).label_names)
 
 
 def run_readout_benchmark(settings: ReadoutBenchmarkSettings) -> ReadoutBenchmarkResult:
@@ -478,7 +487,7 @@ def markdown_tables(rows: list[dict]) -> str:
     baselines of the same evaluation data."""
     runs = _group_runs(rows)
     lines = ["# Readout benchmark", "",
-             "Units as in the papers: RE10k pose end-point error (lower is better; ours: rotation only), Perception "
+             "Units as in the papers: RE10k pose end-point error (lower is better), Perception "
              "Test average Jaccard %, ScanNet AbsRel x10 (lower), Waymo mean IoU % (first frame excluded), SSv2 / "
              "K700 top-1 %. `ours` rows are this folder's runs (steps and data as run: a short run on a subset is "
              "not comparable to the papers' 40k steps); `baseline` rows are the trivial predictions on the same "

@@ -23,11 +23,13 @@ Sources (:func:`open_clip_source` picks one from a path):
   ``boxes``              float (O, T, 4)        boxes: (ymin, xmin, ymax, xmax) normalised to [0, 1]
   ``box_visible``        bool (O, T)            boxes (optional, default all visible)
   ``camera_rotation``    float (3, 3)           pose: rotation of the last camera in the first camera's frame
+  ``camera_translation`` float (3,)             pose: position of the last camera in the first camera's frame
   ``label``              int ()                 classification: class id
   =====================  =====================  ===============================================================
 
 * **In-memory synthetic clips**: ``synthetic:NUM_CLIPS[,seed=S,num_objects=...,num_points=...]`` generates clip ``i``
-  with :func:`~rep4d.training.synthetic.generate_clip` (seed ``(S, i)``) at the requested frames and size.
+  with :func:`~rep4d.training.synthetic.generate_clip` (seed ``(S, i)``) at the requested frames and size, with the
+  task's ``synthetic_options`` of the registry as defaults (pose: a camera that also translates).
 * **TAP-Vid pickle** (``*.pkl``/``*.pickle``, the DAVIS/RGB-Stacking layout): a dict ``{name: {"video", "points",
   "occluded"}}`` or a list of such dicts; ``video`` uint8 (T, H, W, 3) or a list of encoded JPEG/PNG frames,
   ``points`` (N, T, 2) (x, y) normalised to [0, 1], ``occluded`` (N, T). The query of each track is its first visible
@@ -60,32 +62,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rep4d.configuration.readout_tasks import check_boxes, get_readout_task
 from rep4d.training.video_data import VIDEO_EXTENSIONS, resize_clip
 
-READOUT_TASKS = ("depth", "points", "boxes", "pose", "classification")
-# Fields of a raw clip each task needs (besides ``video``); ``box_visible`` is optional.
-TASK_FIELDS = {
-    "depth": ("depth",),
-    "points": ("query_points", "tracks", "occluded"),
-    "boxes": ("boxes",),
-    "pose": ("camera_rotation",),
-    "classification": ("label",),
-}
-# Target names of each task as the readout's forward arguments: the Trainer's ``label_names`` (in this order).
-TASK_LABEL_NAMES = {
-    "depth": ["depth"],
-    "points": ["query_points", "tracks", "occluded"],
-    "boxes": ["boxes", "box_visible"],
-    "pose": ["camera_rotation"],
-    "classification": ["labels"],
-}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def _check_task(task: str) -> None:
-    if task not in READOUT_TASKS:
-        raise ValueError(f"task must be one of {READOUT_TASKS}, got {task!r}")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -382,7 +363,7 @@ class VideoLabelSource(ClipSource):
 def open_clip_source(data, task: str, num_frames: int | None = None, image_size=None) -> ClipSource:
     """A :class:`ClipSource` for ``data``: a source, ``synthetic:N[,key=value...]``, a TAP-Vid ``.pkl``, an npz
     folder, or (classification) a video folder / CSV."""
-    _check_task(task)
+    spec = get_readout_task(task)
     if isinstance(data, ClipSource):
         return data
     text = str(data)
@@ -403,6 +384,8 @@ def open_clip_source(data, task: str, num_frames: int | None = None, image_size=
                     parsed[key] = float(value)
                 except ValueError:
                     parsed[key] = value
+        for key, value in spec.synthetic_options.items():  # e.g. pose: a translating camera
+            parsed.setdefault(key, value)
         if num_frames is not None:
             parsed.setdefault("num_frames", int(num_frames))
         if image_size is not None:
@@ -429,85 +412,111 @@ def open_clip_source(data, task: str, num_frames: int | None = None, image_size=
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def _field(clip: dict, name: str, key: str, expected: tuple, layout: str) -> np.ndarray:
+    """``clip[key]`` as an array, checked to have shape ``expected``."""
+    value = np.asarray(clip[key])
+    if value.shape != tuple(expected):
+        raise ValueError(f"{name}: `{key}` must have shape {tuple(expected)} {layout}, got {value.shape}")
+    return value
+
+
+def _validate_depth(clip: dict, name: str, num_labels: int | None) -> None:
+    frames, height, width = np.asarray(clip["video"]).shape[:3]
+    _field(clip, name, "depth", (frames, height, width), "(T, H, W) like the video")
+
+
+def _validate_points(clip: dict, name: str, num_labels: int | None) -> None:
+    frames, height, width = np.asarray(clip["video"]).shape[:3]
+    query = np.asarray(clip["query_points"], dtype=np.float64)
+    if query.ndim != 2 or query.shape[-1] != 3:
+        raise ValueError(f"{name}: `query_points` must be (N, 3) as (t, y, x), got shape {query.shape}")
+    count = len(query)
+    tracks = _field(clip, name, "tracks", (count, frames, 2), "(N, T, 2) as (x, y) pixels").astype(np.float64)
+    occluded = _field(clip, name, "occluded", (count, frames), "(N, T) bool").astype(bool)
+    visible = ~occluded
+    xs, ys = tracks[..., 0][visible], tracks[..., 1][visible]
+    if xs.size and (xs.min() < 0 or xs.max() > width or ys.min() < 0 or ys.max() > height or
+                    not np.isfinite(xs).all() or not np.isfinite(ys).all()):
+        raise ValueError(
+            f"{name}: visible track points must lie inside the {width}x{height} frame (x in [0, {width}], "
+            f"y in [0, {height}]); got x in [{xs.min():.4g}, {xs.max():.4g}], y in [{ys.min():.4g}, {ys.max():.4g}]. "
+            "Tracks are (x, y) pixels; mark points outside the frame as occluded"
+        )
+    if count:
+        t, y, x = query[:, 0], query[:, 1], query[:, 2]
+        if t.min() < 0 or t.max() > frames - 1 or y.min() < 0 or y.max() > height or x.min() < 0 or x.max() > width:
+            raise ValueError(
+                f"{name}: query_points (t, y, x) must lie in the video (t in [0, {frames - 1}], y in [0, {height}],"
+                f" x in [0, {width}]); got t in [{t.min():.4g}, {t.max():.4g}], y in [{y.min():.4g}, "
+                f"{y.max():.4g}], x in [{x.min():.4g}, {x.max():.4g}]"
+            )
+
+
+def _validate_boxes(clip: dict, name: str, num_labels: int | None) -> None:
+    frames = np.asarray(clip["video"]).shape[0]
+    boxes = np.asarray(clip["boxes"], dtype=np.float64)
+    if boxes.ndim != 3 or boxes.shape[1:] != (frames, 4):
+        raise ValueError(
+            f"{name}: `boxes` must be (O, {frames}, 4) as normalised (ymin, xmin, ymax, xmax), got {boxes.shape}"
+        )
+    if "box_visible" in clip:
+        _field(clip, name, "box_visible", boxes.shape[:2], "(O, T) bool")
+    bad = np.argwhere((boxes[..., 0] > boxes[..., 2]) | (boxes[..., 1] > boxes[..., 3]))
+    if len(bad):  # name the first bad box (the shared rule below only says that one is bad)
+        obj, frame = bad[0]
+        raise ValueError(
+            f"{name}: boxes must satisfy ymin <= ymax and xmin <= xmax (ymin, xmin, ymax, xmax); box {obj} in "
+            f"frame {frame} is {boxes[obj, frame].tolist()}"
+        )
+    if not np.isfinite(boxes).all():
+        raise ValueError(f"{name}: boxes must be finite")
+    check_boxes(f"{name}: boxes", boxes)
+
+
+def _validate_pose(clip: dict, name: str, num_labels: int | None) -> None:
+    rotation = _field(clip, name, "camera_rotation", (3, 3), "(rotation matrix)").astype(np.float64)
+    error = np.abs(rotation @ rotation.T - np.eye(3)).max()
+    if error > 1e-3 or np.linalg.det(rotation) < 0:
+        raise ValueError(
+            f"{name}: `camera_rotation` must be a rotation (R R^T = I, det +1); max |R R^T - I| = {error:.3g}, "
+            f"det = {np.linalg.det(rotation):.3g}"
+        )
+    translation = _field(clip, name, "camera_translation", (3,), "(last camera position in the first camera's frame)")
+    if not np.isfinite(translation.astype(np.float64)).all():
+        raise ValueError(f"{name}: `camera_translation` must be finite, got {translation.tolist()}")
+
+
+def _validate_classification(clip: dict, name: str, num_labels: int | None) -> None:
+    label = np.asarray(clip["label"])
+    if label.size != 1 or not np.issubdtype(label.dtype, np.integer):
+        raise ValueError(f"{name}: `label` must be one integer class id, got {label!r}")
+    value = int(label.reshape(()))
+    if value < 0 or (num_labels is not None and value >= num_labels):
+        upper = num_labels if num_labels is not None else "num_labels"
+        raise ValueError(f"{name}: label {value} is out of range [0, {upper})")
+
+
+# The clip check of each task of the registry (a test checks the keys are the registry's tasks).
+CLIP_VALIDATORS = {
+    "depth": _validate_depth,
+    "points": _validate_points,
+    "boxes": _validate_boxes,
+    "pose": _validate_pose,
+    "classification": _validate_classification,
+}
+
+
 def validate_clip(clip: dict, task: str, name: str = "clip", num_labels: int | None = None) -> None:
-    """Raise ValueError naming the field and expected vs given shape/range when ``clip`` cannot serve ``task``."""
-    _check_task(task)
-    missing = [key for key in ("video", *TASK_FIELDS[task]) if key not in clip]
+    """Raise ValueError naming the field and expected vs given shape/range when ``clip`` cannot serve ``task``
+    (the task's ``clip_fields`` of the registry, then its :data:`CLIP_VALIDATORS` entry)."""
+    spec = get_readout_task(task)
+    missing = [key for key in ("video", *spec.clip_fields) if key not in clip]
     if missing:
         raise ValueError(f"{name} lacks the field(s) {missing} that the {task} task needs; it has {sorted(clip)}")
     video = np.asarray(clip["video"])
     if video.ndim != 4 or video.shape[-1] != 3:
         raise ValueError(f"{name}: `video` must be (T, H, W, 3) RGB frames, got shape {video.shape}")
-    frames, height, width = video.shape[:3]
-
-    def shape_of(key, expected, layout):
-        value = np.asarray(clip[key])
-        if value.shape != tuple(expected):
-            raise ValueError(f"{name}: `{key}` must have shape {tuple(expected)} {layout}, got {value.shape}")
-        return value
-
-    if task == "depth":
-        shape_of("depth", (frames, height, width), "(T, H, W) like the video")
-    elif task == "points":
-        query = np.asarray(clip["query_points"], dtype=np.float64)
-        if query.ndim != 2 or query.shape[-1] != 3:
-            raise ValueError(f"{name}: `query_points` must be (N, 3) as (t, y, x), got shape {query.shape}")
-        count = len(query)
-        tracks = shape_of("tracks", (count, frames, 2), "(N, T, 2) as (x, y) pixels").astype(np.float64)
-        occluded = shape_of("occluded", (count, frames), "(N, T) bool").astype(bool)
-        visible = ~occluded
-        xs, ys = tracks[..., 0][visible], tracks[..., 1][visible]
-        if xs.size and (xs.min() < 0 or xs.max() > width or ys.min() < 0 or ys.max() > height or
-                        not np.isfinite(xs).all() or not np.isfinite(ys).all()):
-            raise ValueError(
-                f"{name}: visible track points must lie inside the {width}x{height} frame (x in [0, {width}], "
-                f"y in [0, {height}]); got x in [{xs.min():.4g}, {xs.max():.4g}], y in [{ys.min():.4g}, {ys.max():.4g}]. "
-                "Tracks are (x, y) pixels; mark points outside the frame as occluded"
-            )
-        if count:
-            t, y, x = query[:, 0], query[:, 1], query[:, 2]
-            if t.min() < 0 or t.max() > frames - 1 or y.min() < 0 or y.max() > height or x.min() < 0 or x.max() > width:
-                raise ValueError(
-                    f"{name}: query_points (t, y, x) must lie in the video (t in [0, {frames - 1}], y in [0, {height}],"
-                    f" x in [0, {width}]); got t in [{t.min():.4g}, {t.max():.4g}], y in [{y.min():.4g}, "
-                    f"{y.max():.4g}], x in [{x.min():.4g}, {x.max():.4g}]"
-                )
-    elif task == "boxes":
-        boxes = np.asarray(clip["boxes"], dtype=np.float64)
-        if boxes.ndim != 3 or boxes.shape[1:] != (frames, 4):
-            raise ValueError(
-                f"{name}: `boxes` must be (O, {frames}, 4) as normalised (ymin, xmin, ymax, xmax), got {boxes.shape}"
-            )
-        if "box_visible" in clip:
-            shape_of("box_visible", boxes.shape[:2], "(O, T) bool")
-        bad = np.argwhere((boxes[..., 0] > boxes[..., 2]) | (boxes[..., 1] > boxes[..., 3]))
-        if len(bad):
-            obj, frame = bad[0]
-            raise ValueError(
-                f"{name}: boxes must satisfy ymin <= ymax and xmin <= xmax (ymin, xmin, ymax, xmax); box {obj} in "
-                f"frame {frame} is {boxes[obj, frame].tolist()}"
-            )
-        if boxes.size and (boxes.min() < 0 or boxes.max() > 1 or not np.isfinite(boxes).all()):
-            raise ValueError(
-                f"{name}: boxes must be normalised to [0, 1] (divide by H, W, H, W), got values in "
-                f"[{boxes.min():.4g}, {boxes.max():.4g}]"
-            )
-    elif task == "pose":
-        rotation = shape_of("camera_rotation", (3, 3), "(rotation matrix)").astype(np.float64)
-        error = np.abs(rotation @ rotation.T - np.eye(3)).max()
-        if error > 1e-3 or np.linalg.det(rotation) < 0:
-            raise ValueError(
-                f"{name}: `camera_rotation` must be a rotation (R R^T = I, det +1); max |R R^T - I| = {error:.3g}, "
-                f"det = {np.linalg.det(rotation):.3g}"
-            )
-    elif task == "classification":
-        label = np.asarray(clip["label"])
-        if label.size != 1 or not np.issubdtype(label.dtype, np.integer):
-            raise ValueError(f"{name}: `label` must be one integer class id, got {label!r}")
-        value = int(label.reshape(()))
-        if value < 0 or (num_labels is not None and value >= num_labels):
-            upper = num_labels if num_labels is not None else "num_labels"
-            raise ValueError(f"{name}: label {value} is out of range [0, {upper})")
+    CLIP_VALIDATORS[task](clip, name, num_labels)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -515,8 +524,9 @@ def validate_clip(clip: dict, task: str, name: str = "clip", num_labels: int | N
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def fit_clip(clip: dict, task: str, num_frames: int | None, name: str = "clip") -> dict:
-    """Cut ``clip`` to ``num_frames`` frames (see the module docstring); arrays are copied only when cut."""
+def cut_clip(clip: dict, task: str, num_frames: int | None, name: str = "clip") -> dict:
+    """Cut ``clip`` to the readout's ``num_frames`` frames (see the module docstring); arrays are copied only when
+    cut."""
     frames = np.asarray(clip["video"]).shape[0]
     if num_frames is None or frames == num_frames:
         return clip
@@ -524,8 +534,8 @@ def fit_clip(clip: dict, task: str, num_frames: int | None, name: str = "clip") 
         raise ValueError(f"{name} has {frames} frames, fewer than the {num_frames} the readout reads")
     if task == "pose":
         raise ValueError(
-            f"{name} has {frames} frames but the pose readout reads {num_frames}: camera_rotation refers to the "
-            "clip's last frame, so pose clips must have exactly num_frames frames"
+            f"{name} has {frames} frames but the pose readout reads {num_frames}: camera_rotation and "
+            "camera_translation refer to the clip's last frame, so pose clips must have exactly num_frames frames"
         )
     start = (frames - num_frames) // 2 if task == "classification" else 0
     window = slice(start, start + num_frames)
@@ -570,12 +580,13 @@ class ReadoutDataset(torch.utils.data.Dataset):
 
     ``pixel_values`` float32 (T, C, H, W) (in [0, 1] unless normalised) plus, per task, ``depth`` (T, H, W);
     ``query_points`` (N, 3), ``tracks`` (N, T, 2), ``occluded`` (N, T) bool; ``boxes`` (O, T, 4), ``box_visible``
-    (O, T) bool; ``camera_rotation`` (3, 3); ``labels`` () int64. Every clip is validated (:func:`validate_clip`)
-    when it is loaded.
+    (O, T) bool; ``camera_rotation`` (3, 3), ``camera_translation`` (3,); ``labels`` () int64 (the task's
+    ``label_names`` of the registry, built by its :data:`EXAMPLE_TARGETS` entry). Every clip is validated
+    (:func:`validate_clip`) when it is loaded.
     """
 
     def __init__(self, source: ClipSource, task: str, config: ReadoutDataConfig | None = None, indices=None):
-        _check_task(task)
+        get_readout_task(task)
         self.source, self.task, self.config = source, task, config or ReadoutDataConfig()
         self.indices = list(range(len(source))) if indices is None else [int(i) for i in indices]
         if not self.indices:
@@ -601,7 +612,7 @@ class ReadoutDataset(torch.utils.data.Dataset):
         name = self.source.name(index)
         clip = self.source.load(index)
         validate_clip(clip, self.task, name, self.config.num_labels)
-        return fit_clip(clip, self.task, self.config.num_frames, name)
+        return cut_clip(clip, self.task, self.config.num_frames, name)
 
     def __getitem__(self, position: int) -> dict[str, torch.Tensor]:
         if not -len(self) <= position < len(self):
@@ -619,38 +630,66 @@ class ReadoutDataset(torch.utils.data.Dataset):
         if config.pixel_std is not None:
             video = video / torch.tensor(config.pixel_std).view(1, 3, 1, 1)
         example = {"pixel_values": video.contiguous()}
-        scale_x, scale_y = target_width / width, target_height / height
-        if self.task == "depth":
-            depth = torch.from_numpy(np.asarray(clip["depth"], dtype=np.float32))
-            if depth.shape[-2:] != (target_height, target_width):
-                depth = F.interpolate(depth[:, None], size=(int(target_height), int(target_width)), mode="nearest")[:, 0]
-            example["depth"] = torch.nan_to_num(depth, nan=0.0, posinf=0.0, neginf=0.0)
-        elif self.task == "points":
-            query = np.asarray(clip["query_points"], dtype=np.float32) * np.array([1, scale_y, scale_x], np.float32)
-            tracks = np.asarray(clip["tracks"], dtype=np.float32) * np.array([scale_x, scale_y], np.float32)
-            occluded = np.asarray(clip["occluded"], dtype=bool)
-            if config.num_points is not None:
-                rng = np.random.default_rng((config.seed, self.indices[position]))
-                if len(query) == 0:
-                    raise ValueError(f"{self.source.name(self.indices[position])} has no visible point track")
-                chosen = rng.choice(len(query), size=config.num_points, replace=len(query) < config.num_points)
-                query, tracks, occluded = query[chosen], tracks[chosen], occluded[chosen]
-            # Resizing maps the frame edge exactly onto the new edge; clamp float rounding so checks stay exact.
-            bounds = np.array([target_width, target_height], dtype=np.float32)
-            tracks = np.where(occluded[..., None], tracks, np.clip(tracks, 0, bounds)).astype(np.float32)
-            example["query_points"] = torch.from_numpy(np.ascontiguousarray(query))
-            example["tracks"] = torch.from_numpy(np.ascontiguousarray(tracks))
-            example["occluded"] = torch.from_numpy(np.ascontiguousarray(occluded))
-        elif self.task == "boxes":
-            boxes = np.asarray(clip["boxes"], dtype=np.float32)
-            visible = np.asarray(clip.get("box_visible", np.ones(boxes.shape[:2], bool)), dtype=bool)
-            example["boxes"] = torch.from_numpy(np.ascontiguousarray(boxes))
-            example["box_visible"] = torch.from_numpy(np.ascontiguousarray(visible))
-        elif self.task == "pose":
-            example["camera_rotation"] = torch.from_numpy(np.asarray(clip["camera_rotation"], dtype=np.float32))
-        else:
-            example["labels"] = torch.tensor(int(np.asarray(clip["label"]).reshape(())), dtype=torch.long)
-        return example
+        targets = EXAMPLE_TARGETS[self.task](clip, (height, width), (int(target_height), int(target_width)),
+                                             config, (config.seed, self.indices[position]),
+                                             self.source.name(self.indices[position]))
+        return {**example, **targets}
+
+
+def _depth_targets(clip, size, target_size, config, rng_seed, name) -> dict[str, torch.Tensor]:
+    depth = torch.from_numpy(np.asarray(clip["depth"], dtype=np.float32))
+    if depth.shape[-2:] != target_size:
+        depth = F.interpolate(depth[:, None], size=target_size, mode="nearest")[:, 0]
+    return {"depth": torch.nan_to_num(depth, nan=0.0, posinf=0.0, neginf=0.0)}
+
+
+def _points_targets(clip, size, target_size, config, rng_seed, name) -> dict[str, torch.Tensor]:
+    (height, width), (target_height, target_width) = size, target_size
+    scale_x, scale_y = target_width / width, target_height / height
+    query = np.asarray(clip["query_points"], dtype=np.float32) * np.array([1, scale_y, scale_x], np.float32)
+    tracks = np.asarray(clip["tracks"], dtype=np.float32) * np.array([scale_x, scale_y], np.float32)
+    occluded = np.asarray(clip["occluded"], dtype=bool)
+    if config.num_points is not None:
+        rng = np.random.default_rng(rng_seed)
+        if len(query) == 0:
+            raise ValueError(f"{name} has no visible point track")
+        chosen = rng.choice(len(query), size=config.num_points, replace=len(query) < config.num_points)
+        query, tracks, occluded = query[chosen], tracks[chosen], occluded[chosen]
+    # Resizing maps the frame edge exactly onto the new edge; clamp float rounding so checks stay exact.
+    bounds = np.array([target_width, target_height], dtype=np.float32)
+    tracks = np.where(occluded[..., None], tracks, np.clip(tracks, 0, bounds)).astype(np.float32)
+    return {
+        "query_points": torch.from_numpy(np.ascontiguousarray(query)),
+        "tracks": torch.from_numpy(np.ascontiguousarray(tracks)),
+        "occluded": torch.from_numpy(np.ascontiguousarray(occluded)),
+    }
+
+
+def _boxes_targets(clip, size, target_size, config, rng_seed, name) -> dict[str, torch.Tensor]:
+    boxes = np.asarray(clip["boxes"], dtype=np.float32)
+    visible = np.asarray(clip.get("box_visible", np.ones(boxes.shape[:2], bool)), dtype=bool)
+    return {"boxes": torch.from_numpy(np.ascontiguousarray(boxes)),
+            "box_visible": torch.from_numpy(np.ascontiguousarray(visible))}
+
+
+def _pose_targets(clip, size, target_size, config, rng_seed, name) -> dict[str, torch.Tensor]:
+    return {"camera_rotation": torch.from_numpy(np.asarray(clip["camera_rotation"], dtype=np.float32)),
+            "camera_translation": torch.from_numpy(np.asarray(clip["camera_translation"], dtype=np.float32))}
+
+
+def _classification_targets(clip, size, target_size, config, rng_seed, name) -> dict[str, torch.Tensor]:
+    return {"labels": torch.tensor(int(np.asarray(clip["label"]).reshape(())), dtype=torch.long)}
+
+
+# The targets of each task of the registry, named as its ``label_names`` (frames resized from ``size`` to
+# ``target_size``, (H, W)); a test checks the keys are the registry's tasks.
+EXAMPLE_TARGETS = {
+    "depth": _depth_targets,
+    "points": _points_targets,
+    "boxes": _boxes_targets,
+    "pose": _pose_targets,
+    "classification": _classification_targets,
+}
 
 
 def collate_readout_batch(examples: list[dict]) -> dict[str, torch.Tensor]:
@@ -721,9 +760,8 @@ class CachedFeatureDataset(torch.utils.data.Dataset):
 
 
 __all__ = [
-    "READOUT_TASKS",
-    "TASK_FIELDS",
-    "TASK_LABEL_NAMES",
+    "CLIP_VALIDATORS",
+    "EXAMPLE_TARGETS",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "ClipSource",
@@ -736,7 +774,7 @@ __all__ = [
     "open_clip_source",
     "decode_video",
     "validate_clip",
-    "fit_clip",
+    "cut_clip",
     "ReadoutDataConfig",
     "ReadoutDataset",
     "collate_readout_batch",

@@ -236,7 +236,8 @@ class RealEstate10KSource(ClipSource):
     """RealEstate10K camera pose (see the module docstring): each sequence gives one clip of ``num_frames`` frames
     spread evenly (at most ``frame_stride`` apart) from its first frame; ``camera_rotation`` is the last camera's
     orientation in the first camera's frame (``R_first @ R_last.T`` of the world-to-camera poses) and
-    ``camera_translation`` the last camera's position there."""
+    ``camera_translation`` the last camera's position there: together the relative pose ``[R | t]``
+    (``X_first = R @ X_last + t``) the pose readout predicts and the end-point error scores."""
 
     def __init__(self, root, split: str = "train", num_frames: int = 16, frame_stride: int = 1,
                  max_videos: int | None = None):

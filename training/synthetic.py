@@ -18,7 +18,8 @@ field                  dtype / shape            meaning
 ``boxes``              float32 (O, T, 4)        (ymin, xmin, ymax, xmax) / (H, W, H, W), clipped to [0, 1]
 ``box_visible``        bool (O, T)              at least one pixel of the object is visible in the frame
 ``camera_rotation``    float32 (3, 3)           orientation of the last camera in the first camera's frame
-``camera_translation`` float32 (3,)             zeros: the camera only rotates (pans) about its centre
+``camera_translation`` float32 (3,)             position of the last camera in the first camera's frame (zeros
+                                                unless ``max_camera_translation`` > 0)
 ``label``              int64 ()                 index into ``LABEL_NAMES``: dominant motion direction
 =====================  =======================  ==========================================================
 
@@ -28,9 +29,13 @@ Conventions.
   ``(x, y) = (j + 0.5, i + 0.5)`` and a normalised coordinate times the width (height) is a pixel coordinate, as in
   TAP-Vid. A point is outside the frame when ``x < 0 or x >= W or y < 0 or y >= H``.
 * Camera: pinhole, focal length ``focal * W`` pixels, principal point at the image centre; camera axes x right,
-  y down, z forward. The camera sits at the origin and pans (yaw about y, pitch about x) at constant rates. With
-  ``camera_rotation = R`` a static point with coordinates ``X_first`` in the first camera has ``X_last = R.T @ X_first``
-  in the last one, so the background moves by the homography ``K @ R.T @ inv(K)`` between the first and last frames.
+  y down, z forward. The camera starts at the origin and pans (yaw about y, pitch about x) at constant rates; with
+  ``max_camera_translation`` = m > 0 it also walks at a constant velocity to a final position uniform in
+  ``m * [CAMERA_TRANSLATION_LOW, CAMERA_TRANSLATION_HIGH]`` (mostly forward, as in RealEstate10K), else it stays at
+  the origin; ``static_objects`` then keeps the objects in place, so their parallax shows the translation. With ``camera_rotation = R`` and
+  ``camera_translation = t`` a static point with coordinates ``X_first`` in the first camera has
+  ``X_last = R.T @ (X_first - t)`` in the last one (``X_first = R @ X_last + t``: the relative pose ``[R | t]`` of
+  RealEstate10K's readout); without translation the background moves by the homography ``K @ R.T @ inv(K)``.
 * Query points lie on pixel centres of the query frame and are visible there. Objects are flat shapes parallel to
   the image plane that translate in 3D and spin in-plane; the background is a textured plane at depth 20.
 * The label is the direction the objects travel in (``LABEL_NAMES``), drawn uniformly; every object moves that way
@@ -57,6 +62,9 @@ SHAPE_KINDS = ["circle", "triangle", "square", "pentagon", "hexagon", "star"]
 TEXTURE_KINDS = ["stripes", "checker", "waves", "dots"]
 
 BACKGROUND_DEPTH = 20.0
+# Final camera position / max_camera_translation, per axis (x right, y down, z forward).
+CAMERA_TRANSLATION_LOW = (-0.5, -0.25, 0.25)
+CAMERA_TRANSLATION_HIGH = (0.5, 0.25, 1.0)
 OBJECT_DEPTH_RANGE = (4.0, 10.0)
 CLIP_FIELDS = [
     "video", "depth", "segmentation", "query_points", "tracks", "occluded", "track_depth", "point_object",
@@ -194,6 +202,14 @@ class Scene:
     background: Texture
     objects: list[SceneObject]
     label: int
+    camera_velocity: np.ndarray | None = None  # (3,) world units per frame; None: the camera stays at the origin
+
+    def camera_position(self, t) -> np.ndarray:
+        """(..., 3) camera centre at ``t`` in world coordinates (zeros without ``camera_velocity``)."""
+        t = np.asarray(t, dtype=np.float64)
+        if self.camera_velocity is None:
+            return np.zeros(t.shape + (3,))
+        return t[..., None] * self.camera_velocity
 
     def camera_to_world(self, t) -> np.ndarray:
         """(..., 3, 3) orientation C_t of the camera (camera coordinates -> world coordinates)."""
@@ -233,16 +249,20 @@ class Scene:
         shape = np.broadcast_shapes(frames.shape, x.shape)
         x, y = np.broadcast_to(x, shape), np.broadcast_to(y, shape)
         rays = np.broadcast_to(self.world_rays(frames, x, y), shape + (3,))
+        # Rays start at the camera centre (the origin unless the camera translates).
+        origin_x = origin_y = origin_z = 0.0
+        if self.camera_velocity is not None:
+            origin_x, origin_y, origin_z = np.moveaxis(self.camera_position(frames), -1, 0)
         # Background plane Z_world = BACKGROUND_DEPTH; texture coordinates in units of the image width at depth.
-        depth = BACKGROUND_DEPTH / rays[..., 2]
+        depth = (BACKGROUND_DEPTH - origin_z) / rays[..., 2]
         scale = self.focal / (self.width * BACKGROUND_DEPTH)
-        colour = self.background(rays[..., 0] * depth * scale, rays[..., 1] * depth * scale)
+        colour = self.background((origin_x + rays[..., 0] * depth) * scale, (origin_y + rays[..., 1] * depth) * scale)
         segmentation = np.zeros(shape, dtype=np.uint8)
         for index, obj in enumerate(self.objects):
             center = obj.center(frames)
-            hit = center[..., 2] / rays[..., 2]
-            offset_x = rays[..., 0] * hit - center[..., 0]
-            offset_y = rays[..., 1] * hit - center[..., 1]
+            hit = (center[..., 2] - origin_z) / rays[..., 2]
+            offset_x = origin_x + rays[..., 0] * hit - center[..., 0]
+            offset_y = origin_y + rays[..., 1] * hit - center[..., 1]
             angle = obj.angle(frames)
             cos, sin = np.cos(angle), np.sin(angle)
             u = (cos * offset_x + sin * offset_y) / (obj.size * obj.aspect[0])
@@ -268,6 +288,8 @@ def sample_scene(
     num_objects: int,
     focal_ratio: float = 1.0,
     max_camera_shift: float = 0.15,
+    max_camera_translation: float = 0.0,
+    static_objects: bool = False,
 ) -> Scene:
     focal = focal_ratio * width
     label = int(rng.integers(len(LABEL_NAMES)))
@@ -288,8 +310,10 @@ def sample_scene(
         velocity_tan = travel / steps * np.array([math.cos(heading), math.sin(heading)])
         # Start so that the object crosses near the centre mid-clip.
         middle = rng.uniform(-0.5, 0.5, size=2) * np.array([half_x, half_y])
-        start_tan = middle - velocity_tan * steps / 2
         depth_rate = depth * rng.uniform(-0.01, 0.01)
+        if static_objects:  # after the draws: the scene is the moving one's, frozen at mid-clip
+            velocity_tan, depth_rate = np.zeros(2), 0.0
+        start_tan = middle - velocity_tan * steps / 2
         radius_tan = rng.uniform(0.12, 0.25) * 2 * half_x / 2
         objects.append(
             SceneObject(
@@ -303,7 +327,12 @@ def sample_scene(
                 spin=float(rng.uniform(-0.08, 0.08)),
             )
         )
-    return Scene(num_frames, height, width, focal, yaw_rate, pitch_rate, background, objects, label)
+    camera_velocity = None
+    if max_camera_translation > 0:  # drawn last: the scene's other draws stay those of a panning-only camera
+        # A walking camera (RealEstate10K's walkthroughs): mostly forward, some sideways, a little up or down.
+        final = max_camera_translation * rng.uniform(CAMERA_TRANSLATION_LOW, CAMERA_TRANSLATION_HIGH)
+        camera_velocity = final / steps
+    return Scene(num_frames, height, width, focal, yaw_rate, pitch_rate, background, objects, label, camera_velocity)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -314,6 +343,8 @@ def sample_scene(
 def project(scene: Scene, points_world: np.ndarray, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pixel (x, y) (..., 2) and z-depth (...) of world points (..., 3) seen by the camera at ``frames``."""
     world_to_camera = np.swapaxes(scene.camera_to_world(frames), -1, -2)
+    if scene.camera_velocity is not None:
+        points_world = points_world - scene.camera_position(frames)
     camera = np.einsum("...ij,...j->...i", world_to_camera, points_world)
     z = camera[..., 2]
     x = scene.focal * camera[..., 0] / z + scene.width / 2.0
@@ -359,18 +390,19 @@ def sample_tracks(scene: Scene, rng: np.random.Generator, segmentation: np.ndarr
     tracks = np.zeros((num_points, num_frames, 2))
     track_depth = np.zeros((num_points, num_frames))
     rays = scene.world_rays(query_frames.astype(np.float64), query_x, query_y)  # (N, 3)
+    origins = scene.camera_position(query_frames.astype(np.float64))  # (N, 3) camera centres at the query frames
     for object_id in np.unique(point_object):
         members = np.flatnonzero(point_object == object_id)
-        ray = rays[members]
+        ray, origin = rays[members], origins[members]
         if object_id == 0:
             # Static background point: intersect the plane once, then project into every frame.
-            world = ray * (BACKGROUND_DEPTH / ray[:, 2:3])
+            world = origin + ray * ((BACKGROUND_DEPTH - origin[:, 2:3]) / ray[:, 2:3])
             world = np.broadcast_to(world[:, None], (len(members), num_frames, 3))
         else:
             obj = scene.objects[object_id - 1]
             t_query = query_frames[members].astype(np.float64)
             center = obj.center(t_query)
-            hit = ray * (center[:, 2:3] / ray[:, 2:3])
+            hit = origin + ray * ((center[:, 2:3] - origin[:, 2:3]) / ray[:, 2:3])
             offset = hit[:, :2] - center[:, :2]
             angle = obj.angle(t_query)
             cos, sin = np.cos(angle), np.sin(angle)
@@ -410,11 +442,17 @@ def generate_clip(
     query_mode: str = "random",
     focal_ratio: float = 1.0,
     max_camera_shift: float = 0.15,
+    max_camera_translation: float = 0.0,
+    static_objects: bool = False,
 ) -> dict[str, np.ndarray]:
     """Render one clip and its ground truth (see the module docstring for every field).
 
     ``seed`` may be an int or a sequence of ints (e.g. ``(dataset_seed, clip_index)``). ``query_mode`` is
-    ``"random"`` (query frame uniform per point) or ``"first"`` (every query on frame 0).
+    ``"random"`` (query frame uniform per point) or ``"first"`` (every query on frame 0). ``max_camera_translation``
+    (world units; objects are 4-10 away) lets the camera move as well as pan (0: it stays at the origin, and the
+    clip is the same as without the option). ``static_objects`` keeps the objects in place (they still spin): with a
+    translating camera their parallax against the background is what tells translation from rotation (a moving
+    camera sees a single plane as a rotating one would, up to second-order perspective).
     """
     for name, value, low in (("num_frames", num_frames, 2), ("height", height, 8), ("width", width, 8),
                              ("num_objects", num_objects, 0), ("num_points", num_points, 0)):
@@ -422,10 +460,15 @@ def generate_clip(
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     if query_mode not in ("random", "first"):
         raise ValueError(f"query_mode must be 'random' or 'first', got {query_mode!r}")
+    if not 0.0 <= max_camera_translation <= OBJECT_DEPTH_RANGE[0] / 2:
+        raise ValueError(
+            f"max_camera_translation must be in [0, {OBJECT_DEPTH_RANGE[0] / 2}] (world units), got {max_camera_translation}"
+        )
     if not 0.0 <= object_point_fraction <= 1.0:
         raise ValueError(f"object_point_fraction must be in [0, 1], got {object_point_fraction}")
     rng = np.random.default_rng(seed)
-    scene = sample_scene(rng, num_frames, height, width, num_objects, focal_ratio, max_camera_shift)
+    scene = sample_scene(rng, num_frames, height, width, num_objects, focal_ratio, max_camera_shift,
+                         max_camera_translation, bool(static_objects))
     frames = np.arange(num_frames, dtype=np.float64)[:, None, None]
     pixel_y = np.arange(height, dtype=np.float64)[None, :, None] + 0.5
     pixel_x = np.arange(width, dtype=np.float64)[None, None, :] + 0.5
@@ -448,7 +491,7 @@ def generate_clip(
         "boxes": boxes.astype(np.float32),
         "box_visible": box_visible,
         "camera_rotation": camera_rotation.astype(np.float32),
-        "camera_translation": np.zeros(3, dtype=np.float32),
+        "camera_translation": scene.camera_position(float(num_frames - 1)).astype(np.float32),
         "label": np.int64(scene.label),
         "intrinsics": scene.intrinsics.astype(np.float32),
     }

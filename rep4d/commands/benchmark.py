@@ -99,6 +99,17 @@ skips them), results.md / results.json (the papers' rows beside ours) and radar.
 """
 
 
+def readout_option(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` -> (key, value): VALUE parsed as JSON (``true``, ``6``, ``[2, 8, 8]``), else kept as a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (a ReadoutConfig field), got {text!r}")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
+
+
 def add_readout_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = READOUT_EXAMPLES
     parser.add_argument("--backbone", "--model", dest="backbone", required=True,
@@ -122,6 +133,9 @@ def add_readout_arguments(parser: argparse.ArgumentParser) -> None:
     add_resolution_argument(parser, help="clip size HxW (default: the preset's, 224x224 or 256x256)")
     parser.add_argument("--readout-width", type=positive_int, metavar="N", help="readout width (default: the paper's)")
     parser.add_argument("--readout-heads", type=positive_int, metavar="N", help="readout heads (default: the paper's)")
+    parser.add_argument("--readout-option", dest="readout_options", action="append", type=readout_option,
+                        metavar="KEY=VALUE", help="set a ReadoutConfig field of every task (repeatable; VALUE is JSON "
+                        "or a string), e.g. feature_position_embedding=true for tiny random backbones")
     parser.add_argument("--max-videos", type=positive_int, metavar="N", help="use only N videos per split")
     parser.add_argument("--tapvid-protocol", help="point-tracking evaluation protocol (default: the preset's, 4ds-clip)")
     parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
@@ -152,7 +166,8 @@ def run_readouts(args: argparse.Namespace) -> int:
         backbone=args.backbone, tasks=tasks, data_root=args.data_root, output_dir=args.output, mode=args.mode,
         max_steps=args.max_steps, batch_size=args.batch_size, learning_rate=args.learning_rate, sweep=args.sweep,
         num_frames=args.num_frames, image_size=list(args.resolution) if args.resolution else None,
-        readout_num_params=args.readout_width, readout_num_heads=args.readout_heads, max_videos=args.max_videos,
+        readout_num_params=args.readout_width, readout_num_heads=args.readout_heads,
+        readout_options=dict(args.readout_options) if args.readout_options else None, max_videos=args.max_videos,
         tapvid_protocol=args.tapvid_protocol, augment=args.augment, cache_features=args.cache_features,
         num_workers=args.num_workers, seed=args.seed,
         use_cpu=None if args.device is None else args.device == "cpu", progress=not (args.quiet or args.json),

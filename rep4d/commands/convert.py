@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from rep4d.cli import Command, add_method_argument
+from rep4d.cli import add_method_argument, module_command
 
 EXAMPLES = """
 examples:
@@ -71,9 +71,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"release {name}: {folder}")
             return 0
         args.checkpoints = [str(path) for path in download(name, args.cache_dir, progress=not args.quiet)]
-    import rep4d  # registered here, not by needs_models: a cached `rep4d convert NAME` returns before any heavy import
-
-    rep4d.register()
     from rep4d.conversion import (
         checkpoint_shapes,
         convert_checkpoint,
@@ -125,11 +122,9 @@ def is_release_name(text: str) -> bool:
     return True
 
 
-COMMAND = Command(
-    name="convert",
+COMMAND = module_command(
+    __name__,
     help="convert a released .npz checkpoint into a Hugging Face model folder",
-    add_arguments=add_arguments,
-    run=run,
     order=10,
     needs_models=False,
 )

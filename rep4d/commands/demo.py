@@ -4,8 +4,8 @@ on a short real video, and write labelled pictures, videos and a summary with a 
 The steps live in :mod:`rep4d.demo` (one function per step); this command only parses the arguments and prints.
 
 Models come from ``model_zoo/<name>/`` (Hub-format folders trained by the project on synthetic clips; which folder
-serves which step is ``rep4d.model_zoo.DEMO_MODELS``). A step whose folder is missing uses a small RANDOMLY
-INITIALISED model built from the training presets in code (``rep4d.training.train``), and the summary says so.
+serves which step, and the demo's presets, are in ``rep4d.configuration.zoo_recipes``). A step whose folder is missing
+uses a small RANDOMLY INITIALISED model of the zoo model's config, and the summary says so.
 ``--model DIR`` uses a converted released 4DS checkpoint for the 4DS steps; ``--release NAME`` a downloaded release.
 """
 
@@ -15,11 +15,11 @@ import argparse
 from pathlib import Path
 
 from rep4d.cli import (
-    Command,
     add_deprecated_alias,
     add_num_frames_argument,
     add_old_resolution_aliases,
     add_resolution_argument,
+    module_command,
     positive_float,
 )
 from rep4d.model_zoo import ZOO_DIR
@@ -41,10 +41,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="a converted 4DS folder (rep4d convert) used for the 4DS steps")
     parser.add_argument("--zoo", default=str(ZOO_DIR),
                         help="folder of the embedded demo models (default: the installed rep4d.model_zoo)")
-    add_num_frames_argument(parser, default=8, help="frames of the synthetic clip (even, >= 4; default 8)")
-    add_resolution_argument(parser, default=(64, 64), help="frame size of the synthetic clip HxW, or N for a "
-                            "square (sides >= 16; default 64x64)")
-    parser.add_argument("--fps", type=positive_float, default=8.0,
+    # Defaults (None here): the demo presets of rep4d.configuration.zoo_recipes, named in the help texts.
+    add_num_frames_argument(parser, help="frames of the synthetic clip (even, >= 4; default: the demo preset, 8)")
+    add_resolution_argument(parser, help="frame size of the synthetic clip HxW, or N for a square (sides >= 16; "
+                            "default: the demo preset, 64x64)")
+    parser.add_argument("--fps", type=positive_float,
                         help="frame rate of the synthetic clip's videos (default 8: it has no source video; the real "
                         "video's keep its own frame rate)")
     add_deprecated_alias(parser, "--frames", "--num-frames", "num_frames", type=int)
@@ -62,11 +63,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rep4d.demo import DEMO_VIDEO, run_demo, verdict_table
 
-    if args.num_frames < 4 or args.num_frames % 2:
+    if args.num_frames is not None and (args.num_frames < 4 or args.num_frames % 2):
         raise ValueError(f"--num-frames must be an even number >= 4, got {args.num_frames}")
-    clip_height, clip_width = args.resolution
-    if min(clip_height, clip_width) < 16:
-        raise ValueError(f"--resolution must be at least 16x16, got {clip_height}x{clip_width}")
+    if args.resolution is not None and min(args.resolution) < 16:
+        raise ValueError(f"--resolution must be at least 16x16, got {args.resolution[0]}x{args.resolution[1]}")
     video = None if args.no_video else Path(args.video) if args.video else DEMO_VIDEO
     if args.quiet:  # transformers' own "Loading weights" bars too
         from transformers.utils import logging as transformers_logging
@@ -74,9 +74,9 @@ def run(args: argparse.Namespace) -> int:
         transformers_logging.disable_progress_bar()
     if video is not None and not video.is_file():
         raise FileNotFoundError(f"--video: no such video file: {video}")
-    summary = run_demo(args.output, num_frames=args.num_frames, resolution=(clip_height, clip_width), seed=args.seed,
-                       zoo=args.zoo, model_dir=args.model, release=args.release, video=video,
-                       synthetic_fps=args.fps, progress=not args.quiet)
+    clip = {"num_frames": args.num_frames, "resolution": args.resolution, "synthetic_fps": args.fps}
+    summary = run_demo(args.output, seed=args.seed, zoo=args.zoo, model_dir=args.model, release=args.release,
+                       video=video, progress=not args.quiet, **{key: value for key, value in clip.items() if value})
     print(summary["note"])
     print()
     print(verdict_table(summary))
@@ -84,11 +84,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMAND = Command(
-    name="demo",
+COMMAND = module_command(
+    __name__,
     help="run MooG, 4DS, RVM, label propagation and point tracking on a synthetic and a real clip: labelled "
     "pictures and a verdict against a trivial baseline per step",
-    add_arguments=add_arguments,
-    run=run,
     order=90,
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from rep4d.cli import Command
+from rep4d.cli import module_command
 
 EXAMPLES = """
 examples:
@@ -59,11 +59,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMAND = Command(
-    name="download",
+COMMAND = module_command(
+    __name__,
     help="download a released checkpoint by name into the cache (resumable)",
-    add_arguments=add_arguments,
-    run=run,
     order=9,
     needs_models=False,
 )

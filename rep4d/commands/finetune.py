@@ -43,7 +43,10 @@ OUTPUT/metrics.json (eval metrics, trivial baselines, log history) and TensorBoa
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EXAMPLES
-    parser.add_argument("--task", required=True, choices=["depth", "points", "boxes", "pose", "classification"])
+    # The task list lives in the readout-task registry (rep4d.configuration.readout_tasks), checked in run(): the
+    # registry is not imported here because rep4d.configuration loads transformers (`rep4d --help` stays light).
+    parser.add_argument("--task", required=True,
+                        help="readout task of the registry rep4d.configuration.readout_tasks (depth, points, ...)")
     parser.add_argument("--backbone", required=True, help="model folder, Hub repo id, or random:<4ds|videomae>-<size>")
     parser.add_argument("--data", required=True, help="training data (see below)")
     parser.add_argument("--output", "-o", required=True, help="output folder for the model and metrics.json")
@@ -111,14 +114,16 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from rep4d.configuration.readout_tasks import get_readout_task
     from rep4d.training.finetune import run_finetune
 
+    spec = get_readout_task(args.task)  # ValueError naming the registry's tasks
     if not args.backbone.startswith("random:"):
         read_model_config(args.backbone)  # an unknown folder or repo id is a one-line error before anything loads
     results = run_finetune(config_from_args(args))
     metric = results["main_metric"]
     scores = results["eval"]
-    baseline = scores.get("eval_baseline_chance_accuracy" if args.task == "classification" else f"eval_baseline_{metric}")
+    baseline = scores.get(f"eval_{spec.baseline_metric}")
     print(json.dumps({key: value for key, value in scores.items() if not key.endswith(("_runtime", "_per_second"))},
                      indent=2))
     scope = " (evaluation clips, their own queries)" if args.task == "points" else ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from rep4d.cli import Command, add_device_argument
+from rep4d.cli import add_device_argument, module_command
 
 EXAMPLES = """
 examples:
@@ -70,10 +70,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMAND = Command(
-    name="omnivorous",
+COMMAND = module_command(
+    __name__,
     help="Omnivorous DINOv2 demo: RGB vs depth/X-ray feature alignment score and PCA picture",
-    add_arguments=add_arguments,
-    run=run,
     order=60,
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rep4d.cli import Command, add_method_argument
+from rep4d.cli import add_method_argument, module_command
 
 EXAMPLES = """
 examples:
@@ -42,8 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rep4d.conversion import read_manifest
-    from rep4d.publishing import RELEASES, publish
+    from rep4d.publishing import RELEASES, manifest_shapes, publish
 
     if bool(args.checkpoints) == bool(args.manifest):
         raise ValueError("pass checkpoint .npz file(s) or --manifest (with --dry-run), not both")
@@ -51,13 +50,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--manifest gives shapes only; add --dry-run")
     if args.release and args.release not in RELEASES:
         raise ValueError(f"unknown release {args.release!r}; known: {', '.join(RELEASES)}")
-    shapes = None
-    if args.manifest:
-        shapes = {}
-        for path in args.manifest:
-            shapes.update(read_manifest(path))
     result = publish(
-        args.checkpoints or None, args.repo_id, args.output, shapes=shapes, release=args.release,
+        args.checkpoints or None, args.repo_id, args.output, release=args.release,
+        shapes=manifest_shapes(args.manifest) if args.manifest else None,
         dry_run=args.dry_run, push=args.push, overwrite=args.overwrite, private=args.private,
         max_shard_size=args.max_shard_size, progress=not args.quiet, method=args.method, preset=args.preset,
     )
@@ -71,10 +66,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMAND = Command(
-    name="publish",
+COMMAND = module_command(
+    __name__,
     help="convert a released checkpoint into a Hub-ready folder with model card and remote code (optionally push)",
-    add_arguments=add_arguments,
-    run=run,
     order=20,
 )

@@ -17,7 +17,7 @@ from rep4d.cli import (
     positive_int,
 )
 
-# The keys of rep4d.training.train.METHODS (a test checks they agree), listed here to keep torch out of --help.
+# The keys of rep4d.training.objectives.METHODS (a test checks they agree), listed here to keep torch out of --help.
 METHOD_NAMES = ("4ds", "distill", "moog", "rvm")
 
 EXAMPLES = """

@@ -1,5 +1,6 @@
 """What the rep4d conformance test classes share: one model class per TestCase, the skips that hold for every rep4d
-model (with their reasons) and the checks rep4d's models need in place of transformers' own.
+model (with their reasons) and the checks rep4d's models need in place of transformers' own; rep4d's own checks
+of every model class come in from ``model_checks.py``.
 
 A test file defines its tiny ``*ModelTester`` and a base ``class _XTestBase(Rep4dModelTestMixin)`` naming
 ``model_class`` and ``model_tester_class``; a model without a training loss sets ``no_loss_reason``.
@@ -8,6 +9,7 @@ A test file defines its tiny ``*ModelTester`` and a base ``class _XTestBase(Rep4
 from __future__ import annotations
 
 import torch
+from conformance.model_checks import Rep4dModelChecksMixin
 from torch import nn
 from transformers_tests.test_modeling_common import ModelTesterMixin
 
@@ -58,8 +60,8 @@ class TinyModelTester:
             setattr(self, name, value)
 
 
-class Rep4dModelTestMixin(ModelTesterMixin):
-    """transformers' ModelTesterMixin for one rep4d model class, as VideoMAEModelTest."""
+class Rep4dModelTestMixin(Rep4dModelChecksMixin, ModelTesterMixin):
+    """transformers' ModelTesterMixin for one rep4d model class, as VideoMAEModelTest, plus rep4d's own checks."""
 
     model_class: type | None = None
     model_tester_class: type | None = None
@@ -67,9 +69,14 @@ class Rep4dModelTestMixin(ModelTesterMixin):
     test_torch_exportable = False  # reason: not exercised by the stand-in ExportTesterMixin of the sdist
     no_loss_reason: str | None = None  # set for a model without a training loss: skips transformers' training tests
     runs_frame_by_frame: str | None = None  # the family name of a model whose per-frame outputs are stacked over time
+    # Set for a model whose inputs transformers' eager-vs-SDPA tests cannot build: skips them (rep4d's
+    # test_eager_and_sdpa_agree_on_every_output still compares the two on the tester's inputs).
+    eager_sdpa_inputs_reason: str | None = None
 
     def setUp(self):
         name = self._testMethodName
+        if name.startswith("test_eager_matches_sdpa_inference") and self.eager_sdpa_inputs_reason is not None:
+            self.skipTest(self.eager_sdpa_inputs_reason)
         if name in VLM_VIDEO_FEATURES_TESTS and hasattr(self.model_class, "get_video_features"):
             self.skipTest(VLM_VIDEO_FEATURES)
         if name in TRAINING_TESTS and self.no_loss_reason is not None:
@@ -88,6 +95,8 @@ class Rep4dModelTestMixin(ModelTesterMixin):
         for model_class in self.all_model_classes:
             model = model_class(config)
             self.assertIsInstance(model.get_input_embeddings(), nn.Module)
+            if model.base_model is not model:  # a task model's input embeddings are its base model's
+                self.assertIs(model.get_input_embeddings(), model.base_model.get_input_embeddings())
             output = model.get_output_embeddings()
             self.assertTrue(output is None or isinstance(output, nn.Linear))
 

@@ -1,7 +1,4 @@
-"""transformers' ConfigTester on the configs without a model test class of their own here (MooG, readouts).
-
-FourDSConfig and RVMConfig run the same tests from their model test classes (``test_config``).
-"""
+"""transformers' ConfigTester on every rep4d config (4DS, RVM, MooG, readouts)."""
 
 from __future__ import annotations
 
@@ -12,6 +9,17 @@ from transformers_tests.test_configuration_common import ConfigTester
 from rep4d.configuration.configuration_fourds import FourDSConfig
 from rep4d.configuration.configuration_moog import MooGConfig
 from rep4d.configuration.configuration_readout import ReadoutConfig
+from rep4d.configuration.configuration_rvm import RVMConfig
+
+
+class FourDSConfigTest(unittest.TestCase):
+    def test_config(self):
+        ConfigTester(self, config_class=FourDSConfig, has_text_modality=False, hidden_size=36).run_common_tests()
+
+
+class RVMConfigTest(unittest.TestCase):
+    def test_config(self):
+        ConfigTester(self, config_class=RVMConfig, has_text_modality=False, hidden_size=36).run_common_tests()
 
 
 class MooGConfigTest(unittest.TestCase):

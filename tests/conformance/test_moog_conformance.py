@@ -1,4 +1,4 @@
-"""transformers' common model and config tests for the MooG family, with tiny configs (as VideoMAEModelTest).
+"""transformers' common model tests for the MooG family, with tiny configs (as VideoMAEModelTest).
 
 MooG maps onto transformers' conventions as follows (see ``MooGModelOutput``): ``num_hidden_layers`` is the number of
 predictor + corrector layers, ``hidden_size`` the token width D, ``seq_length`` the number of state tokens K;

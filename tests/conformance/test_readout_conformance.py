@@ -83,8 +83,11 @@ class ReadoutModelTester(TinyModelTester):
         elif task == "pose":
             angles = floats_tensor([batch])
             cos, sin, zero, one = angles.cos(), angles.sin(), torch.zeros(batch), torch.ones(batch)
-            rows = [torch.stack([cos, -sin, zero], -1), torch.stack([sin, cos, zero], -1), torch.stack([zero, zero, one], -1)]
+            rows = [
+                torch.stack([cos, -sin, zero], -1), torch.stack([sin, cos, zero], -1), torch.stack([zero, zero, one], -1)
+            ]
             inputs_dict["camera_rotation"] = torch.stack(rows, dim=-2)
+            inputs_dict["camera_translation"] = floats_tensor([batch, 3])
         else:
             inputs_dict["labels"] = torch.arange(batch) % 3
         return self.get_config(), inputs_dict

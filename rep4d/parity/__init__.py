@@ -1,16 +1,18 @@
 """Golden-fixture parity: run a fixture case through the port and compare every output with the reference.
 
 A case directory holds ``case.json``, the reference parameters in the released checkpoint layout (``params.npz``
-or several ``*_params.npz``), ``inputs.npz`` and ``outputs.npz``. Each method registers a runner that recognises its
-cases from ``case.json``, builds the model from ``case.json`` alone, converts the parameters through the same code
-path as ``rep4d convert`` and returns its outputs under the reference's key names.
+or several ``*_params.npz``), ``inputs.npz`` and ``outputs.npz``. Each method has a runner module in this package
+(``fourds``, ``moog``, ``rvm``, ``omnivorous``; the task-level protocol fixtures in ``protocols/``) that recognises
+its cases from ``case.json`` (``accepts_case``), builds the model from ``case.json`` alone, converts the parameters
+through the same code path as ``rep4d convert`` and returns its outputs under the reference's key names
+(``run_case``). :data:`PARITY_RUNNERS` lists them; a runner module is imported only when a case is run.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,19 +102,25 @@ class ParityReport:
         return {"case": self.case, "method": self.method, "results": results, "not_compared": self.not_compared}
 
 
-@dataclass
-class ParityRunner:
-    method: str
-    accepts: Callable[[dict, Path], bool]
-    run: Callable[[Path, dict], ParityOutputs]
+#: parity method -> module defining ``accepts_case(case, case_dir) -> bool`` and ``run_case(case_dir, case) ->
+#: ParityOutputs``. A case runs through the first runner, in this order, that accepts it.
+PARITY_RUNNERS = {
+    "fourds": "rep4d.parity.fourds",
+    "moog": "rep4d.parity.moog",
+    "rvm": "rep4d.parity.rvm",
+    "omnivorous": "rep4d.parity.omnivorous",
+    "label_propagation": "rep4d.parity.protocols.label_propagation",
+    "preprocess": "rep4d.parity.protocols.preprocess",
+    "propagation_metrics": "rep4d.parity.protocols.propagation_metrics",
+    "tapvid_queries": "rep4d.parity.protocols.tapvid_queries",
+}
 
 
-PARITY_RUNNERS: list[ParityRunner] = []
-
-
-def register_parity_runner(method: str, accepts: Callable, run: Callable) -> None:
-    PARITY_RUNNERS[:] = [runner for runner in PARITY_RUNNERS if runner.method != method]
-    PARITY_RUNNERS.append(ParityRunner(method, accepts, run))
+def case_fields(section: dict, fields: dict[str, str], defaults: dict | None = None) -> dict:
+    """Config keyword arguments read from a ``case.json`` section: ``fields`` maps each config field to its case key.
+    A key missing from ``section`` takes its value from ``defaults``; without a default it raises KeyError."""
+    defaults = defaults or {}
+    return {field: section[key] if key in section or key not in defaults else defaults[key] for field, key in fields.items()}
 
 
 def load_case_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -174,15 +182,13 @@ def _compare_masked(port: np.ndarray, reference: np.ndarray, tolerance: Toleranc
     return KeyResult(error, tolerance, fraction <= tolerance.max_mismatch_fraction, note)
 
 
-def find_runner(case: dict, case_dir: Path) -> ParityRunner:
-    import rep4d  # noqa: F401  (registers every method's runner)
-    import rep4d.protocol_parity  # noqa: F401  (registers the task-level protocol runners)
-
-    for runner in PARITY_RUNNERS:
-        if runner.accepts(case, case_dir):
-            return runner
-    known = ", ".join(runner.method for runner in PARITY_RUNNERS)
-    raise ValueError(f"no parity runner recognises the case in {case_dir} (known methods: {known})")
+def find_runner(case: dict, case_dir: Path) -> tuple[str, object]:
+    """``(method, runner module)`` of the first runner of :data:`PARITY_RUNNERS` that accepts the case."""
+    for method, module_name in PARITY_RUNNERS.items():
+        module = importlib.import_module(module_name)
+        if module.accepts_case(case, case_dir):
+            return method, module
+    raise ValueError(f"no parity runner recognises the case in {case_dir} (known methods: {', '.join(PARITY_RUNNERS)})")
 
 
 def run_parity(case_dir: str | os.PathLike) -> ParityReport:
@@ -192,9 +198,9 @@ def run_parity(case_dir: str | os.PathLike) -> ParityReport:
     if not case_file.is_file():
         raise FileNotFoundError(f"{case_dir} is not a fixture case: it has no case.json")
     case = json.loads(case_file.read_text())
-    runner = find_runner(case, case_dir)
+    method, runner = find_runner(case, case_dir)
     reference = load_case_arrays(case_dir / "outputs.npz")
-    produced = runner.run(case_dir, case)
+    produced = runner.run_case(case_dir, case)
     results = {
         key: compare(produced.arrays[key], reference[key], produced.tolerance(key),
                      reference.get(produced.tolerance(key).unless) if produced.tolerance(key).unless else None)
@@ -202,7 +208,7 @@ def run_parity(case_dir: str | os.PathLike) -> ParityReport:
         if key in produced.arrays
     }
     not_compared = sorted(key for key in reference if key not in produced.arrays)
-    return ParityReport(case.get("name", case_dir.name), runner.method, results, not_compared)
+    return ParityReport(case.get("name", case_dir.name), method, results, not_compared)
 
 
 def format_report(report: ParityReport) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rep4d.parity import ParityOutputs, Tolerance, load_case_arrays, register_parity_runner
+from rep4d.parity import ParityOutputs, Tolerance, load_case_arrays
 
 METRICS = ("davis_jf", "jhmdb_pck", "vip_miou")
 TOLERANCE = Tolerance(atol=1e-9)
@@ -108,6 +108,3 @@ def load_case(case_dir) -> tuple[dict, dict]:
     """(case.json, inputs) of a metrics case directory (for tests and notebooks)."""
     case_dir = Path(case_dir)
     return json.loads((case_dir / "case.json").read_text()), load_case_arrays(case_dir / "inputs.npz")
-
-
-register_parity_runner("propagation_metrics", accepts_case, run_case)

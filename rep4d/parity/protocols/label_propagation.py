@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rep4d.parity import ParityOutputs, Tolerance, load_case_arrays, register_parity_runner
+from rep4d.parity import ParityOutputs, Tolerance, load_case_arrays
 
 MASK_TASKS = ("mask", "davis", "vip")
 POSE_TASKS = ("pose", "jhmdb")
@@ -77,7 +77,7 @@ def _davis_metrics(gt_masks: np.ndarray, masks: np.ndarray) -> dict:
 
 
 def _vip_metrics(gt_masks: np.ndarray, masks: np.ndarray) -> dict:
-    from rep4d.protocol_parity.propagation_metrics import vip_arrays
+    from rep4d.parity.protocols.propagation_metrics import vip_arrays
     from rep4d.training.propagation_metrics import VIP_CLASSES, vip_confusion
 
     return vip_arrays(vip_confusion(gt_masks, masks, len(VIP_CLASSES)), VIP_CLASSES)
@@ -161,6 +161,3 @@ def run_case(case_dir: Path, case: dict) -> ParityOutputs:
         if pipeline and "gt_pose" in inputs and _metrics_available():
             arrays.update(_jhmdb_metrics(inputs["gt_pose"], coords, visible.astype(np.float64)))
     return ParityOutputs(arrays, default=METRIC_TOLERANCE, per_key=per_key)
-
-
-register_parity_runner("label_propagation", accepts_case, run_case)

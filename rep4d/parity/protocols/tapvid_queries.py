@@ -23,13 +23,13 @@ import pickle
 import tempfile
 from pathlib import Path
 
-from rep4d.parity import ParityOutputs, Tolerance, load_case_arrays, register_parity_runner
+from rep4d.parity import ParityOutputs, Tolerance, load_case_arrays
 
 FAMILY = "tapvid_queries"
 LOADER_FIELDS = ("video", "points", "occluded")
 
 
-def accepts(case: dict, case_dir: Path) -> bool:
+def accepts_case(case: dict, case_dir: Path) -> bool:
     return case.get("family") == FAMILY and case.get("mode") in ("loader", "direct")
 
 
@@ -66,7 +66,7 @@ def sample_case(case_dir: Path, case: dict, inputs: dict) -> dict:
     raise ValueError(f"{case_dir}: unknown query_mode {query_mode!r} (expected first or strided)")
 
 
-def run(case_dir: Path, case: dict) -> ParityOutputs:
+def run_case(case_dir: Path, case: dict) -> ParityOutputs:
     from rep4d.training.metrics import compute_tapvid_metrics
 
     case_dir = Path(case_dir)
@@ -90,6 +90,3 @@ def run(case_dir: Path, case: dict) -> ParityOutputs:
         "target_points": passed_through,
     }
     return ParityOutputs(arrays, default=Tolerance(atol=1e-9), per_key=per_key)
-
-
-register_parity_runner(FAMILY, accepts, run)

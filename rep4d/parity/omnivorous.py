@@ -25,7 +25,7 @@ import torch
 from rep4d.conversion import ConversionError, load_converted_model, plan_conversion
 from rep4d.modeling.convert_omnivorous import OMNIVOROUS_CONVERTER, config_from_flax, dinov2_config, position_table
 from rep4d.omnivorous import alignment_score, normalize_image, pca_image, to_pixel_values
-from rep4d.parity import ParityOutputs, Tolerance, load_case_arrays, register_parity_runner
+from rep4d.parity import ParityOutputs, Tolerance, load_case_arrays
 
 FLOAT_TOLERANCE = Tolerance(atol=5e-5)
 SCORE_TOLERANCE = Tolerance(atol=1e-5)
@@ -197,7 +197,5 @@ def run_case(case_dir: Path, case: dict) -> ParityOutputs:
     runners = {"model": run_model_case, "posemb": run_posemb_case, "demo": run_demo_case}
     return runners[case["kind"]](Path(case_dir), case)
 
-
-register_parity_runner("omnivorous", accepts_case, run_case)
 
 __all__ = ["accepts_case", "build_model", "model_outputs", "position_embedding", "run_case"]

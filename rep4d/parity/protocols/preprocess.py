@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rep4d.parity import ParityOutputs, Tolerance, register_parity_runner
+from rep4d.parity import ParityOutputs, Tolerance
 
 #: case.json ``kind`` -> (processor family, protocol name).
 KIND_TO_PROTOCOL = {
@@ -102,6 +102,3 @@ def run_case(case_dir: Path, case: dict) -> ParityOutputs:
     exact = np.array_equal(as_uint8.astype(np.float32) / np.float32(255.0), frames)
     video_uint8 = as_uint8 if exact else frames.astype(np.float64) * 255.0
     return ParityOutputs({"video_uint8": video_uint8}, Tolerance(exact=True))
-
-
-register_parity_runner("preprocess", accepts_case, run_case)

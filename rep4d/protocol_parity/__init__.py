@@ -1,9 +1,0 @@
-"""Parity runners for the task-level protocol fixtures (``tests/fixtures/protocols/<family>/<case>``).
-
-Each module registers one runner with :func:`rep4d.parity.register_parity_runner`. A runner recognises its cases
-from ``case.json`` and produces every output key through the same public functions a user calls (the video
-processors, label propagation, the propagation metrics, the TAP-Vid query sampling), so ``rep4d parity CASE`` checks
-a protocol case exactly as it checks a model case.
-"""
-
-from . import label_propagation, preprocess, propagation_metrics, tapvid_queries  # noqa: F401
