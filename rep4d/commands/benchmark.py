@@ -6,11 +6,11 @@ import argparse
 import json
 
 from rep4d.cli import (
-    Command,
     add_device_argument,
     add_num_frames_argument,
     add_num_workers_argument,
     add_resolution_argument,
+    module_command,
     positive_int,
 )
 
@@ -212,10 +212,8 @@ def run(args: argparse.Namespace) -> int:
     return int(args._benchmark_run(args) or 0)
 
 
-COMMAND = Command(
-    name="benchmark",
+COMMAND = module_command(
+    __name__,
     help="run an official evaluation benchmark (label propagation: DAVIS J&F, JHMDB PCK, VIP mIoU; 4D readouts)",
-    add_arguments=add_arguments,
-    run=run,
     order=45,
 )

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from rep4d.cli import Command
+from rep4d.cli import module_command
 
 # The names of rep4d.training.tapvid.TAPVID_PROTOCOLS (not imported here: commands import nothing heavy at the top).
 TAPVID_PROTOCOL_NAMES = ("tapvid-first", "tapvid-strided", "4ds-clip")
@@ -61,10 +61,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMAND = Command(
-    name="evaluate",
+COMMAND = module_command(
+    __name__,
     help="evaluate a saved readout on a dataset (metrics + trivial baselines as JSON)",
-    add_arguments=add_arguments,
-    run=run,
     order=41,
 )

@@ -6,12 +6,12 @@ import argparse
 import json
 
 from rep4d.cli import (
-    Command,
     add_deprecated_alias,
     add_num_frames_argument,
     add_num_workers_argument,
     add_old_resolution_aliases,
     add_resolution_argument,
+    module_command,
     read_model_config,
 )
 
@@ -137,10 +137,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMAND = Command(
-    name="finetune",
+COMMAND = module_command(
+    __name__,
     help="train a 4D readout (depth, points, boxes, pose, classification) on a frozen or fine-tuned backbone",
-    add_arguments=add_arguments,
-    run=run,
     order=40,
 )

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 
 from rep4d.cli import (
-    Command,
     add_fps_argument,
     add_num_frames_argument,
     add_old_resolution_aliases,
     add_resolution_argument,
+    module_command,
     read_video_metadata,
     require_model_family,
 )
@@ -78,10 +78,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMAND = Command(
-    name="moog-attention",
+COMMAND = module_command(
+    __name__,
     help="render MooG decoder attention: per-token maps over time and arg-max token colours (MP4/GIF)",
-    add_arguments=add_arguments,
-    run=run,
     order=60,
 )

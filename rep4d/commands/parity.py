@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from rep4d.cli import Command
+from rep4d.cli import module_command
 
 EXAMPLES = """
 examples:
@@ -47,10 +47,8 @@ def run(args: argparse.Namespace) -> int:
     return 2 if bad_input else 0 if all_ok else 1
 
 
-COMMAND = Command(
-    name="parity",
+COMMAND = module_command(
+    __name__,
     help="check the port against golden fixture cases (max abs error per output vs tolerance)",
-    add_arguments=add_arguments,
-    run=run,
     order=20,
 )

@@ -6,12 +6,12 @@ import argparse
 import sys
 
 from rep4d.cli import (
-    Command,
     add_deprecated_alias,
     add_device_argument,
     add_fps_argument,
     add_num_frames_argument,
     add_resolution_argument,
+    module_command,
     read_video_metadata,
     require_file,
     require_model_family,
@@ -127,10 +127,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMAND = Command(
-    name="propagate",
+COMMAND = module_command(
+    __name__,
     help="propagate a first-frame mask or keypoints through a video (label propagation, as the RVM evaluation)",
-    add_arguments=add_arguments,
-    run=run,
     order=40,
 )

@@ -6,12 +6,12 @@ import argparse
 import time
 
 from rep4d.cli import (
-    Command,
     add_deprecated_alias,
     add_num_frames_argument,
     add_num_workers_argument,
     add_old_resolution_aliases,
     add_resolution_argument,
+    module_command,
     positive_float,
 )
 
@@ -79,11 +79,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMAND = Command(
-    name="synth",
+COMMAND = module_command(
+    __name__,
     help="generate synthetic 4D videos with exact depth, tracks, boxes, camera motion and labels",
-    add_arguments=add_arguments,
-    run=run,
     order=60,
     needs_models=False,
 )

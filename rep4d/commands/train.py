@@ -10,10 +10,10 @@ import argparse
 import os
 
 from rep4d.cli import (
-    Command,
     add_deprecated_alias,
     add_num_frames_argument,
     add_num_workers_argument,
+    module_command,
     positive_int,
 )
 
@@ -116,12 +116,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMAND = Command(
-    name="train",
+COMMAND = module_command(
+    __name__,
     help="pretrain or distil a model (4ds, distill, moog, rvm) on videos or synthetic clips",
     description="Pretrain 4DS (SimpleMAE), distil a 4DS student, or pretrain MooG/RVM with Accelerate: one process, "
     "torchrun/accelerate launch (DDP), FSDP or DeepSpeed (see training/configs/README.md).",
-    add_arguments=add_arguments,
-    run=run,
     order=40,
 )
