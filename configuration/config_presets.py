@@ -17,7 +17,7 @@ def preset_values(presets: dict, name: str, method: str, prefixes=(), aliases: d
     return copy.deepcopy(presets[key])
 
 
-def check_model_type(config_dict: dict, model_type: str, family: str) -> None:
+def check_model_type(config_dict: dict, model_type: str, family: str, hint: str = "") -> None:
     """Refuse the config of another model family (``config_dict["model_type"]`` set and not ``model_type``) with a
     ValueError naming the ``family`` expected, instead of an unrelated error from building the model out of another
     family's fields."""
@@ -25,5 +25,18 @@ def check_model_type(config_dict: dict, model_type: str, family: str) -> None:
     if found is not None and found != model_type:
         raise ValueError(
             f"expected a {family} config (model_type {model_type!r}), got a {found!r} config; load that "
-            "model with its own class or AutoModel"
+            f"model with its own class or AutoModel{hint}"
         )
+
+
+class FamilyCheckedConfig:
+    """Mixin of every rep4d config (before ``PreTrainedConfig`` in the bases): ``from_dict`` refuses another model
+    family's config with a message naming ``family`` (the name users know: ``4DS``, ``MooG``, ...)."""
+
+    family = ""
+    family_hint = ""
+
+    @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs):
+        check_model_type(config_dict, cls.model_type, cls.family, cls.family_hint)
+        return super().from_dict(config_dict, **kwargs)

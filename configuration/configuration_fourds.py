@@ -6,7 +6,7 @@ from dataclasses import field
 
 from transformers import PreTrainedConfig
 
-from .config_presets import check_model_type, preset_values
+from .config_presets import FamilyCheckedConfig, preset_values
 
 # Backbone sizes of the paper (kauldron VIT_SIZES; "j" from the paper). Every released model uses 2x16x16 tubelets on
 # 16x224x224 clips.
@@ -49,7 +49,7 @@ FOURDS_TEACHER_PRESETS = {
 }
 
 
-class FourDSConfig(PreTrainedConfig):
+class FourDSConfig(FamilyCheckedConfig, PreTrainedConfig):
     r"""Configuration of a 4DS backbone (:class:`FourDSModel`) and its readout heads.
 
     Args:
@@ -77,6 +77,7 @@ class FourDSConfig(PreTrainedConfig):
     """
 
     model_type = "fourds"
+    family = "4DS"
 
     hidden_size: int = 768
     num_hidden_layers: int = 12
@@ -133,13 +134,6 @@ class FourDSConfig(PreTrainedConfig):
     def num_tokens(self) -> int:
         t, h, w = self.token_grid
         return t * h * w
-
-    @classmethod
-    def from_dict(cls, config_dict: dict, **kwargs):
-        """Refuse the config of another model family with a message naming the family expected (instead of an
-        unrelated error from building a 4DS model out of another family's fields)."""
-        check_model_type(config_dict, cls.model_type, "4DS")
-        return super().from_dict(config_dict, **kwargs)
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> FourDSConfig:

@@ -13,7 +13,7 @@ from dataclasses import field
 
 from transformers import PreTrainedConfig
 
-from .config_presets import check_model_type, preset_values
+from .config_presets import FamilyCheckedConfig, preset_values
 
 # The architecture choices of the training code (configs/movi.py + moog/modules.py) that differ from the notebook's.
 _MOOG_TRAINING_CODE = dict(posenc_mode="project_add", encoder_output_size=None, state_norm_position="end")
@@ -44,7 +44,7 @@ MOOG_TRAIN_PRESETS: dict[str, dict] = {
 }
 
 
-class MooGConfig(PreTrainedConfig):
+class MooGConfig(FamilyCheckedConfig, PreTrainedConfig):
     r"""Configuration of :class:`MooGModel` and its heads.
 
     Backbone (spec §2):
@@ -78,6 +78,7 @@ class MooGConfig(PreTrainedConfig):
     """
 
     model_type = "moog"
+    family = "MooG"
     # transformers' standard names: the width of the state tokens and the corrector (the transformer that reads each
     # frame into the state).
     attribute_map = {
@@ -209,13 +210,6 @@ class MooGConfig(PreTrainedConfig):
     @property
     def decoder_query_size(self) -> int:
         return self.token_size + 4 * self.dec_fourier_bases
-
-    @classmethod
-    def from_dict(cls, config_dict: dict, **kwargs):
-        """Refuse the config of another model family with a message naming the family expected (instead of an
-        unrelated error from building a MooG model out of another family's fields)."""
-        check_model_type(config_dict, cls.model_type, "MooG")
-        return super().from_dict(config_dict, **kwargs)
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> MooGConfig:

@@ -14,13 +14,14 @@ from dataclasses import field
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
+from .config_presets import FamilyCheckedConfig
 from .readout_tasks import READOUT_TASK_SPECS, READOUT_TASKS
 
 DEPTH_QUERY_TYPES = ("patch", "coordinate")
 DEPTH_LOSS_TYPES = ("l2", "log_l2", "log_l1")
 
 
-class ReadoutConfig(PreTrainedConfig):
+class ReadoutConfig(FamilyCheckedConfig, PreTrainedConfig):
     r"""Configuration of a readout head (:mod:`rep4d.modeling.modeling_readout`) on a video backbone.
 
     Args:
@@ -80,6 +81,8 @@ class ReadoutConfig(PreTrainedConfig):
     """
 
     model_type = "rep4d_readout"
+    family = "readout"
+    family_hint = ", or build a readout around it with ReadoutFor<Task>.from_backbone(model)"
     sub_configs_defaults = {"backbone_config": SubConfigSpec(config_class=AutoConfig, model_type="fourds")}
 
     task: str = "classification"
@@ -149,15 +152,6 @@ class ReadoutConfig(PreTrainedConfig):
 
     @classmethod
     def from_dict(cls, config_dict: dict, **kwargs):
-        """Refuse the config of another model family with a message naming the family expected (instead of
-        silently building a default readout from unrelated fields)."""
-        model_type = config_dict.get("model_type")
-        if model_type is not None and model_type != cls.model_type:
-            raise ValueError(
-                f"expected a readout config (model_type {cls.model_type!r}), got a {model_type!r} config; load that "
-                "model with its own class or AutoModel, or build a readout around it with "
-                "ReadoutFor<Task>.from_backbone(model)"
-            )
         # ``cube_size`` (a metric setting, now in the task registry) was a field of older readout configs.
         config_dict = {key: value for key, value in config_dict.items() if key != "cube_size"}
         return super().from_dict(config_dict, **kwargs)

@@ -6,7 +6,7 @@ from dataclasses import field
 
 from transformers import PreTrainedConfig
 
-from .config_presets import check_model_type, preset_values
+from .config_presets import FamilyCheckedConfig, preset_values
 
 # Encoder rows of the notebook's VIT_SIZES; recurrent-core settings of the released files (L verified in the notebook,
 # S/B/H read from the released files' array shapes as recorded in their manifests). Every released decoder is
@@ -47,7 +47,7 @@ RVM_TRAIN_PRESETS = {
 RVM_PRESET_ALIASES = {"small16-256": "s", "base16-256": "b", "large16-256": "l", "huge16-256": "h"}
 
 
-class RVMConfig(PreTrainedConfig):
+class RVMConfig(FamilyCheckedConfig, PreTrainedConfig):
     r"""Configuration of an RVM streaming encoder (:class:`RVMModel`) and its masked-reconstruction decoder
     (:class:`RVMForMaskedReconstruction`).
 
@@ -77,6 +77,7 @@ class RVMConfig(PreTrainedConfig):
     """
 
     model_type = "rvm"
+    family = "RVM"
 
     hidden_size: int = 768
     num_hidden_layers: int = 12
@@ -131,13 +132,6 @@ class RVMConfig(PreTrainedConfig):
     def token_grid(self) -> tuple[int, int]:
         """(h, w) tokens of ``image_size``."""
         return self.image_size[0] // self.patch_size, self.image_size[1] // self.patch_size
-
-    @classmethod
-    def from_dict(cls, config_dict: dict, **kwargs):
-        """Refuse the config of another model family with a message naming the family expected (instead of an
-        unrelated error from building a RVM model out of another family's fields)."""
-        check_model_type(config_dict, cls.model_type, "RVM")
-        return super().from_dict(config_dict, **kwargs)
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> RVMConfig:
