@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from rep4d.configuration.readout_presets import READOUT_PRESETS, TABLE2_TASKS, ReadoutPreset, get_readout_preset
+from rep4d.configuration.readout_tasks import READOUT_TASK_SPECS
 from rep4d.training.propagation_benchmark import write_atomic
 
 RESULTS_VERSION = 1
@@ -247,8 +248,8 @@ def build_task_readout(preset: ReadoutPreset, settings: ReadoutBenchmarkSettings
 
 
 def _metric_pair(preset: ReadoutPreset, scores: dict, prefix: str) -> tuple[float | None, float | None]:
-    metric = preset.metric
-    baseline_key = "baseline_chance_accuracy" if preset.task == "classification" else f"baseline_{metric}"
+    metric, spec = preset.metric, READOUT_TASK_SPECS[preset.task]
+    baseline_key = spec.baseline_metric if metric == spec.main_metric else f"baseline_{metric}"
     value, baseline = scores.get(prefix + metric), scores.get(prefix + baseline_key)
     return (None if value is None else float(value)), (None if baseline is None else float(baseline))
 
