@@ -32,8 +32,19 @@ Workloads (random weights; timing does not depend on their values):
   ``small`` training presets of ``rep4d.configuration``), batch 2.
 
 The official side covers the 4DS workloads (built as in the official ``scaling4d_depth_demo`` colab from the
-``representations4d`` package; environment recipe in docs/BENCHMARKS.md). The MooG and RVM models of the official repository live in its colab notebooks, not
-in the package: their rows run the rep4d side and print "n/a" for the official side.
+``representations4d`` package; environment recipe in docs/BENCHMARKS.md) and the MooG clip/stream and RVM-S/B stream
+workloads. The official MooG and RVM models live only in the colab notebooks, not in the package: for those rows the
+official side reads ``colabs/moog_inference_demo.ipynb`` / ``colabs/rvm_inference_demo.ipynb`` from ``--official-src``
+at run time and executes the notebook's own model-definition cells (nothing of the official code is copied here; see
+``OFFICIAL_NOTEBOOK_SNIPPET``): MooG is the notebook's ``model`` (``EvalWrapper(MooG(...))``, the released config;
+the rep4d side is ``MooGModel``, the backbone without the pixel decoder, which the notebook's model does not run
+either), RVM-S / RVM-B are the notebook's ``VideoSiamMAE`` built as its "Define model" cell builds RVM-L, with the
+S / B sizes of rep4d's presets, fp32, without the reconstruction decoder (unused by the per-frame ``__call__``).
+``moog-decode-*`` runs the notebook MooG's ``SRTDecoder`` on one frame's states (every pixel a query, all at once;
+rep4d chunks them by 4096); its architecture check reads DIFFERS: the notebook's decoder blocks also self-attend over
+the pixel queries, rep4d's decoder (and, by the README's parameter count, the released one) is cross-attention only,
+so that ratio is not like for like (docs/BENCHMARKS.md). The training steps have no official side ("n/a"), nor do the notebook rows with
+``--tiny``.
 """
 
 from __future__ import annotations
@@ -54,7 +65,10 @@ WORKLOADS = (*FOURDS, "moog-clip-128", "moog-clip-256", "moog-stream-128", "moog
              "moog-decode-256", "rvm-s-stream", "rvm-b-stream", "train-4ds", "train-rvm", "train-moog")
 DEFAULT_WORKLOADS = ("4ds-b-fp32", "4ds-b-bf16", "moog-clip-128", "moog-stream-128", "moog-decode-128",
                      "rvm-s-stream", "rvm-b-stream", "train-4ds", "train-rvm", "train-moog")
-OFFICIAL_WORKLOADS = set(FOURDS)
+# MooG and RVM: the models defined in the official notebooks (OFFICIAL_NOTEBOOK_SNIPPET); no pixel decode there.
+OFFICIAL_NOTEBOOK_WORKLOADS = {"moog-clip-128", "moog-clip-256", "moog-stream-128", "moog-stream-256",
+                               "moog-decode-128", "moog-decode-256", "rvm-s-stream", "rvm-b-stream"}
+OFFICIAL_WORKLOADS = set(FOURDS) | OFFICIAL_NOTEBOOK_WORKLOADS
 
 
 def cpu_name() -> str:
@@ -151,15 +165,27 @@ def build_torch_call(workload: str, side: str, spec: dict):
         if kind == "clip":
             def call():
                 with torch.inference_mode():
-                    model.moog(video, generator=torch.Generator().manual_seed(0))
+                    return model.moog(video, generator=torch.Generator().manual_seed(0))
         elif kind == "stream":
             def call():
                 with torch.inference_mode():
-                    model.moog(video, state=state)
+                    return model.moog(video, state=state)
         else:
             def call():
                 with torch.inference_mode():
-                    model.decode(predicted, size, size, 1, chunk_size=4096)
+                    return model.decode(predicted, size, size, 1, chunk_size=4096)
+        if kind == "decode":
+            pixels = call()[0]
+            call.arch = {"params": sum(p.numel() for p in model.decoder.parameters()), "hidden": config.token_size,
+                         "tokens": config.num_tokens, "output_shape": list(pixels.shape),
+                         "output_dtype": str(pixels.dtype).replace("torch.", "")}
+        else:  # the backbone (the official notebook's EvalWrapper has no pixel decoder either)
+            with torch.inference_mode():
+                features = model.moog.get_video_features(video, **({"state": state} if kind == "stream" else {
+                    "generator": torch.Generator().manual_seed(0)})).features
+            call.arch = {"params": sum(p.numel() for p in model.moog.parameters()), "hidden": config.token_size,
+                         "tokens": config.num_tokens, "output_shape": list(features.shape),
+                         "output_dtype": str(features.dtype).replace("torch.", "")}
         return call
     if workload.startswith("rvm"):
         from rep4d.configuration.configuration_rvm import RVMConfig
@@ -178,7 +204,12 @@ def build_torch_call(workload: str, side: str, spec: dict):
 
         def call():
             with torch.inference_mode():
-                model(frame, state=state)
+                return model(frame, state=state)
+
+        features = call().last_hidden_state[:, -1]  # (B, 1 + n, D): the frame's tokens, as the notebook's features
+        call.arch = {"params": sum(p.numel() for p in model.parameters()), "hidden": config.hidden_size,
+                     "tokens": (size // config.patch_size) ** 2, "output_shape": list(features.shape),
+                     "output_dtype": str(features.dtype).replace("torch.", "")}
         return call
     if workload.startswith("train-"):
         from rep4d.training.objectives import METHODS
@@ -288,6 +319,118 @@ print(json.dumps({"times": times, "jax": jax.__version__, "backend": jax.default
 """
 
 
+# The official MooG and RVM models exist only inside the official colab notebooks. This runner (run by
+# --official-python) reads the notebook from --official-src at run time and executes the code cells that define the
+# model (picked by their "# @title" line; no data download, checkpoint or visualisation cell), then builds the model
+# as the notebook's "Define model" cell does, with random weights. The notebooks import visualisation-only modules
+# (mediapy, tapnet's viz_utils, cv2, seaborn, sklearn, pandas, PIL) that the model cells never use: any of them that
+# is not installed is replaced by an empty module so the notebook's imports cell runs unchanged. MooG's SRTDecoder
+# reads the notebook's globals `height`/`width`: they are set to the frame size in the cells' namespace.
+OFFICIAL_NOTEBOOK_SNIPPET = r"""
+import importlib, json, os, sys, time, types
+spec = json.loads(sys.argv[1])
+src = spec["official_src"]
+sys.path.insert(0, src)
+for name in ("mediapy", "tapnet", "tapnet.utils", "tapnet.utils.viz_utils", "cv2", "seaborn", "sklearn", "pandas",
+             "PIL", "PIL.Image", "scipy.io"):
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        module = sys.modules[name] = types.ModuleType(name)
+        parent, _, child = name.rpartition(".")
+        if parent:
+            setattr(sys.modules[parent], child, module)
+import jax, jax.numpy as jnp
+
+workload = spec["workload"]
+family = workload.split("-")[0]
+notebook = {"moog": "moog_inference_demo.ipynb", "rvm": "rvm_inference_demo.ipynb"}[family]
+titles = {"moog": ["Imports", "Attention module", "Position embedding module", "Base module", "Model module",
+                   "Readout module", "Define model"],
+          "rvm": ["Imports", "Define model"]}[family]
+cells = {}
+for cell in json.load(open(os.path.join(src, "colabs", notebook)))["cells"]:
+    text = "".join(cell["source"])
+    if cell["cell_type"] == "code" and text.startswith("# @title "):
+        cells.setdefault(text.split("\n", 1)[0][len("# @title "):].split(" {")[0].strip(), text)
+size = spec["size"]
+namespace = {"__name__": "official_notebook", "height": size, "width": size}
+for title in titles:
+    exec(compile(cells[title], f"{notebook}:{title}", "exec"), namespace)
+key = jax.random.PRNGKey(0)
+rngs = {"default": key}
+if family == "moog":
+    model = namespace["model"]  # the notebook's EvalWrapper(MooG(...)): encoder + predictor/corrector scan
+    kind = workload.split("-")[1]
+    frames = 8 if kind == "clip" else 1
+    video = jax.random.uniform(jax.random.PRNGKey(1), (1, frames, size, size, 3), jnp.float32)
+    tokens = int(model.pretrained_model.initializer.shape[0])
+    hidden = int(model.pretrained_model.initializer.shape[1])
+    if kind == "decode":  # the notebook MooG's SRTDecoder on one frame's states: every pixel a query, at once
+        moog = model.pretrained_model
+        params = moog.init({"params": key, "default": key}, video)
+        states = jax.random.normal(jax.random.PRNGKey(2), (1, 1, tokens, hidden), jnp.float32)
+        forward = jax.jit(lambda p, s, v: moog.apply(p, s, v, method=lambda m, s, v: m.decoder(inputs=s, targets=v)))
+        compiled = forward.lower(params, states, video).compile()
+        params_counted = params["params"]["decoder"]
+        def call():
+            return jax.block_until_ready(compiled(params, states, video))[0]
+    else:
+        params = model.init({"params": key, "default": key}, video)
+        forward = jax.jit(lambda p, v, s: model.apply(p, v, s, rngs=rngs))
+        state = model.apply(params, video[:, :1], rngs=rngs)["state"] if kind == "stream" else None
+        compiled = forward.lower(params, video, state).compile()
+        params_counted = params
+        def call():
+            return jax.block_until_ready(compiled(params, video, state))["features"]
+else:
+    preset = workload.split("-")[1]
+    vit = namespace["VIT_SIZES"][preset.upper()]
+    hidden, heads = vit[0], vit[3]
+    # rep4d's RVM presets s/b: recurrent core of 4 cross-attention layers, 8 heads / MLP 2048 (S), 12 / 3072 (B);
+    # the notebook builds L (core 16 heads, MLP 4096) the same way. Encoder only: the notebook's __call__ (feature
+    # extraction) does not use the reconstruction decoder, so it is left out. dtype: float32 (the notebook passes
+    # bfloat16 to the LayerNorms; rep4d's side is fp32).
+    core = {"s": (8, 2048), "b": (12, 3072)}[preset]
+    nn = namespace["nn"]
+    model = namespace["VideoSiamMAE"](
+        tokenizer=namespace["Tokenizer"](
+            patch_embedding=namespace["PatchEmbedding"](patch_size=[1, 16, 16], num_features=hidden),
+            posenc=namespace["SincosPosEmb"](base_token_shape=[16, 16]),
+        ),
+        encoder=namespace["Transformer"].from_variant_str(variant_str=preset.upper(), dtype=jnp.float32),
+        rnn_core=namespace["GatedTransformerCore"](
+            transformer=namespace["CrossAttentionTransformer"](
+                num_layers=4, num_heads=core[0], num_feats=hidden, mlp_dim=core[1], dtype=jnp.float32),
+            initializer=namespace["RandomStateInit"](),
+            token_dim=hidden,
+            state_layer_norm=nn.LayerNorm(epsilon=0.0001, use_scale=True, use_bias=False),
+        ),
+        latent_emb_dim=hidden,
+    )
+    video = jax.random.uniform(jax.random.PRNGKey(1), (1, size, size, 3), jnp.float32)
+    params = model.init({"params": key, "default": key}, video)
+    state = model.apply(params, video, rngs=rngs)["state"]
+    forward = jax.jit(lambda p, v, s: model.apply(p, v, s, rngs=rngs))
+    compiled = forward.lower(params, video, state).compile()
+    tokens = (size // 16) ** 2
+    params_counted = params
+    def call():
+        return jax.block_until_ready(compiled(params, video, state))["features"]
+num_params = sum(x.size for x in jax.tree_util.tree_leaves(params_counted))
+output = call()
+times = []
+for _ in range(spec["repeats"]):
+    start = time.perf_counter()
+    call()
+    times.append(time.perf_counter() - start)
+arch = {"params": int(num_params), "hidden": hidden, "tokens": tokens, "output_shape": list(output.shape),
+        "output_dtype": str(output.dtype)}
+print(json.dumps({"times": times, "jax": jax.__version__, "backend": jax.default_backend(),
+                  "threads": os.cpu_count(), "arch": arch}))
+"""
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Driver
 # ----------------------------------------------------------------------------------------------------------------
@@ -300,7 +443,14 @@ def run_side(side: str, workload: str, args) -> dict:
     if side == "official":
         spec.update(shape=fourds_shape(spec), official_src=args.official_src)
         python = args.official_python or sys.executable
-        command = [python, "-c", OFFICIAL_SNIPPET, json.dumps(spec)]
+        snippet = OFFICIAL_SNIPPET
+        if workload in OFFICIAL_NOTEBOOK_WORKLOADS:
+            if not args.official_src:
+                raise ValueError(f"{workload}: the official MooG/RVM models are read from the notebooks of "
+                                 "--official-src DIR (colabs/*.ipynb); give it")
+            snippet = OFFICIAL_NOTEBOOK_SNIPPET
+            spec["size"] = 256 if workload.startswith("rvm") else int(workload.rsplit("-", 1)[1])
+        command = [python, "-c", snippet, json.dumps(spec)]
         if args.threads:
             env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=true").strip()
     else:
@@ -316,11 +466,11 @@ ARCH_KEYS = ("params", "hidden", "layers", "tokens", "blocks_run", "output_shape
 
 def compare_arch(official: dict, ours: dict) -> str:
     """"same (...)" when both sides build and run the same architecture, else the differing fields."""
-    differs = [f"{key} {official.get(key)} vs {ours.get(key)}" for key in ARCH_KEYS
-               if official.get(key) != ours.get(key)]
+    keys = [key for key in ARCH_KEYS if key in official or key in ours]
+    differs = [f"{key} {official.get(key)} vs {ours.get(key)}" for key in keys if official.get(key) != ours.get(key)]
     if differs:
         return "DIFFERS: " + "; ".join(differs)
-    return ("same (" + ", ".join(f"{key} {ours[key]}" for key in ARCH_KEYS) + f"; output dtype {official.get('output_dtype')}"
+    return ("same (" + ", ".join(f"{key} {ours[key]}" for key in keys) + f"; output dtype {official.get('output_dtype')}"
             f" / {ours.get('output_dtype')})")
 
 
@@ -328,7 +478,9 @@ def sides_for(workload: str, args) -> list[str]:
     sides = ["rep4d"]
     if workload in FOURDS and not args.no_videomae:
         sides.append("videomae")
-    if not args.rep4d_only and workload in OFFICIAL_WORKLOADS:
+    # The notebooks' MooG/RVM have no tiny variant: with --tiny their rows run rep4d only.
+    if not args.rep4d_only and workload in OFFICIAL_WORKLOADS and not (args.tiny and workload in
+                                                                       OFFICIAL_NOTEBOOK_WORKLOADS):
         sides.insert(0, "official")
     return sides
 
