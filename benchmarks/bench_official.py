@@ -259,6 +259,18 @@ def run_torch_side(spec: dict) -> dict:
 # The official side: a JAX snippet run with --official-python (spec as JSON in argv[1], result JSON on stdout)
 # ----------------------------------------------------------------------------------------------------------------
 
+# The end of every official-side snippet: time `call` (already called once as a warm-up, giving `output` and `arch`)
+# `repeats` times and print the side's JSON report.
+TIME_AND_REPORT = r"""
+times = []
+for _ in range(spec["repeats"]):
+    start = time.perf_counter()
+    call()
+    times.append(time.perf_counter() - start)
+print(json.dumps({"times": times, "jax": jax.__version__, "backend": jax.default_backend(),
+                  "threads": os.cpu_count(), "arch": arch}))
+"""
+
 OFFICIAL_SNIPPET = r"""
 import json, os, re, sys, time
 spec = json.loads(sys.argv[1])
@@ -306,17 +318,10 @@ blocks = len(set(re.findall(r"processor/layers_(\d+)/mlp/dense_in/dot_general", 
 def call():
     return jax.block_until_ready(compiled(params, video))
 output = call()
-times = []
-for _ in range(spec["repeats"]):
-    start = time.perf_counter()
-    call()
-    times.append(time.perf_counter() - start)
 arch = {"params": int(num_params), "tokens": (frames // patch[0]) * (side // patch[1]) * (side // patch[2]),
         "hidden": kd_vit.VIT_SIZES[size][0], "layers": kd_vit.VIT_SIZES[size][1], "blocks_run": blocks,
         "output_shape": list(output.shape), "output_dtype": str(output.dtype)}
-print(json.dumps({"times": times, "jax": jax.__version__, "backend": jax.default_backend(),
-                  "threads": os.cpu_count(), "arch": arch}))
-"""
+""" + TIME_AND_REPORT
 
 
 # The official MooG and RVM models exist only inside the official colab notebooks. This runner (run by
@@ -419,16 +424,9 @@ else:
         return jax.block_until_ready(compiled(params, video, state))["features"]
 num_params = sum(x.size for x in jax.tree_util.tree_leaves(params_counted))
 output = call()
-times = []
-for _ in range(spec["repeats"]):
-    start = time.perf_counter()
-    call()
-    times.append(time.perf_counter() - start)
 arch = {"params": int(num_params), "hidden": hidden, "tokens": tokens, "output_shape": list(output.shape),
         "output_dtype": str(output.dtype)}
-print(json.dumps({"times": times, "jax": jax.__version__, "backend": jax.default_backend(),
-                  "threads": os.cpu_count(), "arch": arch}))
-"""
+""" + TIME_AND_REPORT
 
 
 # ----------------------------------------------------------------------------------------------------------------
