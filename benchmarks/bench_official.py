@@ -2,19 +2,22 @@
 
     # rep4d (and VideoMAE) only: ratios are "n/a"
     python benchmarks/bench_official.py --rep4d-only
-    # against the official code: a python where `representations4d`, jax and flax import, and/or its source folder
+    # against the official code: a python where jax, flax and kauldron import, and a representations4d checkout
     python benchmarks/bench_official.py --official-python /opt/r4d/bin/python --official-src ~/representations4d \
         --workloads 4ds-b-fp32 4ds-b-bf16 --rounds 3 --json official.json
+    # the same as an AVX2-only CPU (no native bf16) would run it
+    python benchmarks/bench_official.py ... --max-isa avx2
     # seconds-long smoke run (CI): every workload at tiny sizes (not comparable across sides: the official side's
     # smallest ViT is kauldron's "Ti", wider than rep4d's tiny training preset)
     python benchmarks/bench_official.py --rep4d-only --tiny --rounds 1 --repeats 1
 
-This script installs nothing. Each side runs in its own process (``--side rep4d|videomae`` of this script, or a small
-JAX snippet run by ``--official-python``), one warm-up call then ``--repeats`` timed calls, median. The sides are
-alternated A B A B over ``--rounds`` rounds and the median over rounds is reported, so background load hits every side
-alike. Ratio = official time / rep4d time (> 1: rep4d is faster); VideoMAE (4DS workloads only) = VideoMAE time /
-rep4d time. The CPU name and ``torch.ops.mkldnn._is_mkldnn_bf16_supported()`` are printed: bf16 is only worth running
-on a CPU that has it natively (AMX / avx512_bf16); elsewhere rep4d's policy is fp32.
+This script installs nothing. Each side runs in its own process (``--side-spec`` of this script for rep4d and
+VideoMAE, a script of ``benchmarks/official_jax/`` run by ``--official-python`` for the official code), one warm-up
+call then ``--repeats`` timed calls, median. The sides are alternated A B A B over ``--rounds`` rounds and the median
+over rounds is reported, so background load hits every side alike. Ratio = official time / rep4d time (> 1: rep4d is
+faster); VideoMAE = VideoMAE time / rep4d time. The CPU name, ATen's CPU capability and
+``torch.ops.mkldnn._is_mkldnn_bf16_supported()`` are printed: bf16 runs natively only on CPUs with AMX /
+avx512_bf16; elsewhere rep4d's precision policy computes bf16 models' matmuls in fp32 (``modeling/cpu_fast_paths.py``).
 
 Workloads (random weights; timing does not depend on their values):
 
@@ -28,23 +31,34 @@ Workloads (random weights; timing does not depend on their values):
   carried state (per frame); ``moog-decode-{128,256}``: the full-resolution pixel decode of one frame (every pixel a
   query; rep4d decodes 4096 queries at a time).
 * ``rvm-s-stream``, ``rvm-b-stream``: RVM-S / RVM-B, one 256x256 frame with the carried state (per frame).
-* ``train-4ds``, ``train-rvm``, ``train-moog``: one AdamW step of the objective (``--train-preset``, default
-  ``small`` training presets of ``rep4d.configuration``), batch 2.
+* ``train-4ds``, ``train-rvm``, ``train-moog``: one training step (forward, loss, backward, AdamW update with lr 1e-4
+  and weight decay 0.01) of the pretraining objective at a training preset of ``rep4d.configuration``
+  (``--train-preset``, default ``small``; ``--tiny``: ``tiny``), batch 2. ``train-4ds`` also runs transformers'
+  ``VideoMAEForPreTraining`` with the same ViT and mask ratio (its decoder sized as 4DS's decoding blocks).
 
-The official side covers the 4DS workloads (built as in the official ``scaling4d_depth_demo`` colab from the
-``representations4d`` package; environment recipe in docs/BENCHMARKS.md) and the MooG clip/stream and RVM-S/B stream
-workloads. The official MooG and RVM models live only in the colab notebooks, not in the package: for those rows the
-official side reads ``colabs/moog_inference_demo.ipynb`` / ``colabs/rvm_inference_demo.ipynb`` from ``--official-src``
-at run time and executes the notebook's own model-definition cells (nothing of the official code is copied here; see
-``OFFICIAL_NOTEBOOK_SNIPPET``): MooG is the notebook's ``model`` (``EvalWrapper(MooG(...))``, the released config;
-the rep4d side is ``MooGModel``, the backbone without the pixel decoder, which the notebook's model does not run
-either), RVM-S / RVM-B are the notebook's ``VideoSiamMAE`` built as its "Define model" cell builds RVM-L, with the
-S / B sizes of rep4d's presets, fp32, without the reconstruction decoder (unused by the per-frame ``__call__``).
-``moog-decode-*`` runs the notebook MooG's ``SRTDecoder`` on one frame's states (every pixel a query, all at once;
-rep4d chunks them by 4096); its architecture check reads DIFFERS: the notebook's decoder blocks also self-attend over
-the pixel queries, rep4d's decoder (and, by the README's parameter count, the released one) is cross-attention only,
-so that ratio is not like for like (docs/BENCHMARKS.md). The training steps have no official side ("n/a"), nor do the notebook rows with
-``--tiny``.
+The official side of each workload is a script of ``benchmarks/official_jax/`` (``OFFICIAL_SCRIPTS``) run by
+``--official-python``; nothing of the official code is copied here, it is imported from ``--official-src`` or, for
+models that exist only in the colab notebooks, the notebook's own model cells are executed at run time:
+
+* 4DS (``fourds_encoder.py``): the ``scaling4d_depth_demo`` colab's encoder and ``EncoderToReadout`` from the
+  ``representations4d`` package.
+* MooG clip / stream and RVM-S / B stream (``notebook_models.py``): the models of ``colabs/moog_inference_demo.ipynb``
+  (``EvalWrapper(MooG(...))``, the released config; rep4d's side is ``MooGModel``, the backbone without the pixel
+  decoder, which the notebook's model does not run either) and ``colabs/rvm_inference_demo.ipynb`` (``VideoSiamMAE``
+  built as its "Define model" cell builds RVM-L, with the S / B sizes of rep4d's presets, fp32, without the
+  reconstruction decoder, unused per frame).
+* MooG decode and training (``moog_package.py``): the official MooG package (``moog/modules.py``, the classes
+  ``moog/configs/movi.py`` trains): the released decoder is ``SRTDecoder`` with a cross-attention-only
+  ``ImprovedTransformer``; the training step is ``Moog`` at rep4d's training preset with the config's L2 loss.
+* 4DS and RVM training (``train_fourds.py``, ``train_rvm.py``): no training code is released for them; the step is
+  built from the official modules (4DS: the package's tokenizer and transformer blocks with SimpleMAE's masking,
+  decoding tokens and pixel decoder; RVM: the notebook's ``VideoSiamMAE.reconstruct``) with the loss rep4d uses,
+  written in JAX, and ``optax.adamw``, all under one ``jax.jit``.
+
+Every side reports its architecture (parameters, width, tokens, blocks run, output shape...) and the script prints
+``same`` or what ``DIFFERS`` per row. ``--max-isa avx2`` caps every side's instruction set (oneDNN, MKL and ATen on
+the torch sides, XLA on the official side) to run as an AVX2-only CPU without native bf16 would, on a newer CPU.
+The notebook rows and the decode rows have no tiny variant: with ``--tiny`` they run rep4d only.
 """
 
 from __future__ import annotations
@@ -65,10 +79,11 @@ WORKLOADS = (*FOURDS, "moog-clip-128", "moog-clip-256", "moog-stream-128", "moog
              "moog-decode-256", "rvm-s-stream", "rvm-b-stream", "train-4ds", "train-rvm", "train-moog")
 DEFAULT_WORKLOADS = ("4ds-b-fp32", "4ds-b-bf16", "moog-clip-128", "moog-stream-128", "moog-decode-128",
                      "rvm-s-stream", "rvm-b-stream", "train-4ds", "train-rvm", "train-moog")
-# MooG and RVM: the models defined in the official notebooks (OFFICIAL_NOTEBOOK_SNIPPET); no pixel decode there.
-OFFICIAL_NOTEBOOK_WORKLOADS = {"moog-clip-128", "moog-clip-256", "moog-stream-128", "moog-stream-256",
-                               "moog-decode-128", "moog-decode-256", "rvm-s-stream", "rvm-b-stream"}
-OFFICIAL_WORKLOADS = set(FOURDS) | OFFICIAL_NOTEBOOK_WORKLOADS
+# MooG and RVM inference: the models defined in the official notebooks (official_jax/notebook_models.py).
+# transformers' VideoMAE runs beside rep4d on these (the same ViT: inference, and pretraining at 4DS's mask ratio)
+VIDEOMAE_WORKLOADS = (*FOURDS, "train-4ds")
+NOTEBOOK_WORKLOADS = {"moog-clip-128", "moog-clip-256", "moog-stream-128", "moog-stream-256", "rvm-s-stream",
+                      "rvm-b-stream"}
 
 
 def cpu_name() -> str:
@@ -142,7 +157,7 @@ def build_torch_call(workload: str, side: str, spec: dict):
                      "layers": config.num_hidden_layers if side == "rep4d" else blocks, "blocks_run": len(ran),
                      "output_shape": list(output.shape), "output_dtype": str(output.dtype).replace("torch.", "")}
         return call
-    if side != "rep4d":
+    if side != "rep4d" and workload not in VIDEOMAE_WORKLOADS:
         raise ValueError(f"side {side!r} has no {workload} workload")
     if workload.startswith("moog"):
         from rep4d.configuration.configuration_moog import MooGConfig
@@ -212,27 +227,78 @@ def build_torch_call(workload: str, side: str, spec: dict):
                      "output_dtype": str(features.dtype).replace("torch.", "")}
         return call
     if workload.startswith("train-"):
-        from rep4d.training.objectives import METHODS
-        from rep4d.training.pretraining_data import clip_geometry
-        from rep4d.training.train import parse_args, parse_overrides
-
-        method = workload.split("-", 1)[1]
-        preset = "tiny" if spec["tiny"] else spec["train_preset"]
-        args = parse_args(["--method", method, "--data", "synthetic", "--output", os.devnull, "--model-preset",
-                           preset])
-        args.config_overrides = parse_overrides(args.config)
-        module = METHODS[method].build(args).train()
-        frames, height, width = clip_geometry(module)
-        pixels = torch.rand(2, frames, 3, height, width)
-        optimizer = torch.optim.AdamW(module.parameters(), lr=1e-4)
+        module, setup = train_module(workload, spec)
+        pixels = torch.rand(setup["batch"], *setup["clip"][:1], 3, *setup["clip"][1:])
+        forward = lambda: module(pixel_values=pixels, generator=torch.Generator().manual_seed(0)).loss  # noqa: E731
+        if side == "videomae":  # VideoMAE pretraining of the same ViT at the same mask ratio (its own decoder)
+            module, forward = videomae_pretraining(module.config, pixels)
+        optimizer = torch.optim.AdamW(module.parameters(), lr=setup["learning_rate"],
+                                      weight_decay=setup["weight_decay"])
 
         def call():
-            loss = module(pixel_values=pixels, generator=torch.Generator().manual_seed(0)).loss
+            loss = forward()
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+            return loss
+
+        loss = call()
+        call.arch = {"params": sum(p.numel() for p in module.parameters() if p.requires_grad),
+                     "hidden": setup["config"]["hidden_size" if "hidden_size" in setup["config"] else "token_size"],
+                     "clip": setup["clip"], "batch": setup["batch"], "output_shape": list(loss.shape),
+                     "output_dtype": str(loss.dtype).replace("torch.", "")}
         return call
     raise ValueError(f"unknown workload {workload!r}; choose from {', '.join(WORKLOADS)}")
+
+
+
+def videomae_pretraining(config, pixels):
+    """transformers' ``VideoMAEForPreTraining`` with 4DS's ViT size, tubelets and mask ratio, and a zero-argument
+    forward returning its loss on ``pixels`` (``norm_pix_loss=False``, raw pixels as SimpleMAE).
+
+    The closest peer of SimpleMAE: VideoMAE runs its ``L`` encoder blocks on the kept tubelets and a separate decoder
+    on all of them; SimpleMAE runs ``L - N`` blocks on the kept tubelets and its last ``N`` on the kept tubelets plus
+    one decoding token per tubelet. VideoMAE's decoder here has ``N`` blocks of 4DS's width, heads and MLP, so both
+    do nearly the same FLOPs (VideoMAE's default 384-wide decoder would be larger than a small 4DS model).
+    """
+    import torch
+    from transformers import VideoMAEConfig, VideoMAEForPreTraining
+
+    model = VideoMAEForPreTraining(VideoMAEConfig(
+        image_size=config.image_size[0], patch_size=config.tubelet_size[1], num_frames=config.num_frames,
+        tubelet_size=config.tubelet_size[0], hidden_size=config.hidden_size,
+        num_hidden_layers=config.num_hidden_layers, num_attention_heads=config.num_attention_heads,
+        intermediate_size=config.intermediate_size, decoder_hidden_size=config.hidden_size,
+        decoder_num_hidden_layers=config.decoder_num_layers, decoder_num_attention_heads=config.num_attention_heads,
+        decoder_intermediate_size=config.intermediate_size, norm_pix_loss=False, attn_implementation="sdpa",
+    )).train()
+    tokens = math.prod(n // p for n, p in zip((config.num_frames, *config.image_size), config.tubelet_size))
+    kept = max(1, round(tokens * (1 - config.mask_ratio)))
+    generator = torch.Generator().manual_seed(0)
+    masks = torch.stack([torch.randperm(tokens, generator=generator) >= kept for _ in range(pixels.shape[0])])
+    return model, lambda: model(pixels, bool_masked_pos=masks).loss
+
+
+TRAIN_BATCH = 2
+
+
+def train_module(workload: str, spec: dict):
+    """The rep4d training module of a ``train-*`` workload and the setup both sides share: the model config (as a
+    dict), clip (frames, height, width), batch, the objective's settings and AdamW's."""
+    from rep4d.training.objectives import METHODS
+    from rep4d.training.pretraining_data import clip_geometry
+    from rep4d.training.train import parse_args, parse_overrides
+
+    method = workload.split("-", 1)[1]
+    preset = "tiny" if spec["tiny"] else spec["train_preset"]
+    args = parse_args(["--method", method, "--data", "synthetic", "--output", os.devnull, "--model-preset", preset])
+    args.config_overrides = parse_overrides(args.config)
+    module = METHODS[method].build(args).train()
+    config = getattr(module, "model", module).config if method == "rvm" else module.config
+    setup = {"method": method, "preset": preset, "config": config.to_dict(), "clip": list(clip_geometry(module)),
+             "batch": TRAIN_BATCH, "learning_rate": 1e-4, "weight_decay": 0.01,  # torch.optim.AdamW's defaults
+             "rvm_source_frames": args.rvm_source_frames, "rvm_target_frames": args.rvm_target_frames}
+    return module, setup
 
 
 def time_calls(call, repeats: int) -> list[float]:
@@ -256,199 +322,67 @@ def run_torch_side(spec: dict) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# The official side: a JAX snippet run with --official-python (spec as JSON in argv[1], result JSON on stdout)
+# The official side: a script of benchmarks/official_jax/ run by --official-python (spec as JSON in argv[1], result
+# JSON on stdout; see official_jax/_side.py)
 # ----------------------------------------------------------------------------------------------------------------
 
-# The end of every official-side snippet: time `call` (already called once as a warm-up, giving `output` and `arch`)
-# `repeats` times and print the side's JSON report.
-TIME_AND_REPORT = r"""
-times = []
-for _ in range(spec["repeats"]):
-    start = time.perf_counter()
-    call()
-    times.append(time.perf_counter() - start)
-print(json.dumps({"times": times, "jax": jax.__version__, "backend": jax.default_backend(),
-                  "threads": os.cpu_count(), "arch": arch}))
-"""
-
-OFFICIAL_SNIPPET = r"""
-import json, os, re, sys, time
-spec = json.loads(sys.argv[1])
-if spec.get("official_src"):
-    sys.path.insert(0, spec["official_src"])
-import jax, jax.numpy as jnp
-from flax import linen as nn
-from kauldron.modules import pos_embeddings
-from kauldron.modules import vit as kd_vit
-from representations4d.models import model as model_lib
-
-# The official scaling4d_depth_demo colab's encoder and encoder2readout (its readout head left out: rep4d's side is
-# get_video_features, the same (B, T, h*w, D) features the head reads).
-shape = spec["shape"]
-bf16 = spec["workload"].endswith("bf16")
-dtype = jnp.bfloat16 if bf16 else jnp.float32
-patch = (2, 16, 16) if shape["preset"] == "b" else (2, 8, 8)
-size = {"b": "B"}.get(shape["preset"], "Ti")
-frames, side = shape["frames"], shape["size"]
-encoder = model_lib.Model(
-    encoder=model_lib.Tokenizer(
-        patch_embedding=model_lib.PatchEmbedding(patch_size=patch, num_features=kd_vit.VIT_SIZES[size][0]),
-        posenc=pos_embeddings.LearnedEmbedding(dtype=dtype),
-        posenc_axes=(-4, -3, -2),
-    ),
-    processor=model_lib.GeneralizedTransformer.from_variant_str(variant_str=size, dtype=dtype),
-)
-encoder2readout = model_lib.EncoderToReadout(
-    embedding_shape=(frames // patch[0], side // patch[1], side // patch[2]),
-    readout_depth=0.95,
-    num_input_frames=frames,
-)
-model = nn.Sequential([encoder, encoder2readout])
-video = jnp.zeros((1, frames, side, side, 3), jnp.float32)
-params = model.init(jax.random.key(0), video, is_training_property=True)  # as the official colab
-num_params = sum(x.size for x in jax.tree_util.tree_leaves(params))
-video = jax.random.uniform(jax.random.key(1), video.shape, jnp.float32)
-if bf16:  # bf16 parameters and input (XLA's CPU backend may still compile the matmuls as f32 dots)
-    params = jax.tree_util.tree_map(lambda x: x.astype(jnp.bfloat16), params)
-    video = video.astype(jnp.bfloat16)
-forward = jax.jit(lambda p, v: model.apply(p, v, is_training_property=False))
-compiled = forward.lower(params, video).compile()
-# Blocks XLA really runs (it drops the ones above the readout layer): one 'dense_in' MLP matmul per block.
-blocks = len(set(re.findall(r"processor/layers_(\d+)/mlp/dense_in/dot_general", compiled.as_text())))
-def call():
-    return jax.block_until_ready(compiled(params, video))
-output = call()
-arch = {"params": int(num_params), "tokens": (frames // patch[0]) * (side // patch[1]) * (side // patch[2]),
-        "hidden": kd_vit.VIT_SIZES[size][0], "layers": kd_vit.VIT_SIZES[size][1], "blocks_run": blocks,
-        "output_shape": list(output.shape), "output_dtype": str(output.dtype)}
-""" + TIME_AND_REPORT
-
-
-# The official MooG and RVM models exist only inside the official colab notebooks. This runner (run by
-# --official-python) reads the notebook from --official-src at run time and executes the code cells that define the
-# model (picked by their "# @title" line; no data download, checkpoint or visualisation cell), then builds the model
-# as the notebook's "Define model" cell does, with random weights. The notebooks import visualisation-only modules
-# (mediapy, tapnet's viz_utils, cv2, seaborn, sklearn, pandas, PIL) that the model cells never use: any of them that
-# is not installed is replaced by an empty module so the notebook's imports cell runs unchanged. MooG's SRTDecoder
-# reads the notebook's globals `height`/`width`: they are set to the frame size in the cells' namespace.
-OFFICIAL_NOTEBOOK_SNIPPET = r"""
-import importlib, json, os, sys, time, types
-spec = json.loads(sys.argv[1])
-src = spec["official_src"]
-sys.path.insert(0, src)
-for name in ("mediapy", "tapnet", "tapnet.utils", "tapnet.utils.viz_utils", "cv2", "seaborn", "sklearn", "pandas",
-             "PIL", "PIL.Image", "scipy.io"):
-    try:
-        importlib.import_module(name)
-    except ImportError:
-        module = sys.modules[name] = types.ModuleType(name)
-        parent, _, child = name.rpartition(".")
-        if parent:
-            setattr(sys.modules[parent], child, module)
-import jax, jax.numpy as jnp
-
-workload = spec["workload"]
-family = workload.split("-")[0]
-notebook = {"moog": "moog_inference_demo.ipynb", "rvm": "rvm_inference_demo.ipynb"}[family]
-titles = {"moog": ["Imports", "Attention module", "Position embedding module", "Base module", "Model module",
-                   "Readout module", "Define model"],
-          "rvm": ["Imports", "Define model"]}[family]
-cells = {}
-for cell in json.load(open(os.path.join(src, "colabs", notebook)))["cells"]:
-    text = "".join(cell["source"])
-    if cell["cell_type"] == "code" and text.startswith("# @title "):
-        cells.setdefault(text.split("\n", 1)[0][len("# @title "):].split(" {")[0].strip(), text)
-size = spec["size"]
-namespace = {"__name__": "official_notebook", "height": size, "width": size}
-for title in titles:
-    exec(compile(cells[title], f"{notebook}:{title}", "exec"), namespace)
-key = jax.random.PRNGKey(0)
-rngs = {"default": key}
-if family == "moog":
-    model = namespace["model"]  # the notebook's EvalWrapper(MooG(...)): encoder + predictor/corrector scan
-    kind = workload.split("-")[1]
-    frames = 8 if kind == "clip" else 1
-    video = jax.random.uniform(jax.random.PRNGKey(1), (1, frames, size, size, 3), jnp.float32)
-    tokens = int(model.pretrained_model.initializer.shape[0])
-    hidden = int(model.pretrained_model.initializer.shape[1])
-    if kind == "decode":  # the notebook MooG's SRTDecoder on one frame's states: every pixel a query, at once
-        moog = model.pretrained_model
-        params = moog.init({"params": key, "default": key}, video)
-        states = jax.random.normal(jax.random.PRNGKey(2), (1, 1, tokens, hidden), jnp.float32)
-        forward = jax.jit(lambda p, s, v: moog.apply(p, s, v, method=lambda m, s, v: m.decoder(inputs=s, targets=v)))
-        compiled = forward.lower(params, states, video).compile()
-        params_counted = params["params"]["decoder"]
-        def call():
-            return jax.block_until_ready(compiled(params, states, video))[0]
-    else:
-        params = model.init({"params": key, "default": key}, video)
-        forward = jax.jit(lambda p, v, s: model.apply(p, v, s, rngs=rngs))
-        state = model.apply(params, video[:, :1], rngs=rngs)["state"] if kind == "stream" else None
-        compiled = forward.lower(params, video, state).compile()
-        params_counted = params
-        def call():
-            return jax.block_until_ready(compiled(params, video, state))["features"]
-else:
-    preset = workload.split("-")[1]
-    vit = namespace["VIT_SIZES"][preset.upper()]
-    hidden, heads = vit[0], vit[3]
-    # rep4d's RVM presets s/b: recurrent core of 4 cross-attention layers, 8 heads / MLP 2048 (S), 12 / 3072 (B);
-    # the notebook builds L (core 16 heads, MLP 4096) the same way. Encoder only: the notebook's __call__ (feature
-    # extraction) does not use the reconstruction decoder, so it is left out. dtype: float32 (the notebook passes
-    # bfloat16 to the LayerNorms; rep4d's side is fp32).
-    core = {"s": (8, 2048), "b": (12, 3072)}[preset]
-    nn = namespace["nn"]
-    model = namespace["VideoSiamMAE"](
-        tokenizer=namespace["Tokenizer"](
-            patch_embedding=namespace["PatchEmbedding"](patch_size=[1, 16, 16], num_features=hidden),
-            posenc=namespace["SincosPosEmb"](base_token_shape=[16, 16]),
-        ),
-        encoder=namespace["Transformer"].from_variant_str(variant_str=preset.upper(), dtype=jnp.float32),
-        rnn_core=namespace["GatedTransformerCore"](
-            transformer=namespace["CrossAttentionTransformer"](
-                num_layers=4, num_heads=core[0], num_feats=hidden, mlp_dim=core[1], dtype=jnp.float32),
-            initializer=namespace["RandomStateInit"](),
-            token_dim=hidden,
-            state_layer_norm=nn.LayerNorm(epsilon=0.0001, use_scale=True, use_bias=False),
-        ),
-        latent_emb_dim=hidden,
-    )
-    video = jax.random.uniform(jax.random.PRNGKey(1), (1, size, size, 3), jnp.float32)
-    params = model.init({"params": key, "default": key}, video)
-    state = model.apply(params, video, rngs=rngs)["state"]
-    forward = jax.jit(lambda p, v, s: model.apply(p, v, s, rngs=rngs))
-    compiled = forward.lower(params, video, state).compile()
-    tokens = (size // 16) ** 2
-    params_counted = params
-    def call():
-        return jax.block_until_ready(compiled(params, video, state))["features"]
-num_params = sum(x.size for x in jax.tree_util.tree_leaves(params_counted))
-output = call()
-arch = {"params": int(num_params), "hidden": hidden, "tokens": tokens, "output_shape": list(output.shape),
-        "output_dtype": str(output.dtype)}
-""" + TIME_AND_REPORT
+OFFICIAL_DIR = Path(__file__).resolve().parent / "official_jax"
+# workload -> the official-side script that builds and times it
+OFFICIAL_SCRIPTS = {
+    **{workload: "fourds_encoder.py" for workload in FOURDS},
+    **{workload: "notebook_models.py" for workload in ("moog-clip-128", "moog-clip-256", "moog-stream-128",
+                                                       "moog-stream-256", "rvm-s-stream", "rvm-b-stream")},
+    "moog-decode-128": "moog_package.py", "moog-decode-256": "moog_package.py", "train-moog": "moog_package.py",
+    "train-4ds": "train_fourds.py", "train-rvm": "train_rvm.py",
+}
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Driver
 # ----------------------------------------------------------------------------------------------------------------
 
+CPU_PROBE = """
+import json, torch
+from rep4d.modeling.cpu_fast_paths import cpu_has_native_bf16
+print(json.dumps({"torch": torch.__version__, "native_bf16": cpu_has_native_bf16(),
+                  "capability": torch.backends.cpu.get_cpu_capability()}))
+"""
+
+
+def isa_env(max_isa: str | None, side: str) -> dict:
+    """Environment variables that cap a side's instruction set at ``max_isa`` (``avx2``: an AVX2-only CPU such as the
+    AMD EPYCs without native bf16, emulated on a newer CPU; every library that picks kernels at run time is capped:
+    oneDNN, MKL and ATen's vectorised kernels on the torch sides, XLA's code generation on the official side)."""
+    if not max_isa:
+        return {}
+    if side == "official":
+        flags = os.environ.get("XLA_FLAGS", "")
+        return {"XLA_FLAGS": f"{flags} --xla_cpu_max_isa={max_isa.upper()}".strip()}
+    return {"ONEDNN_MAX_CPU_ISA": max_isa.upper(), "MKL_ENABLE_INSTRUCTIONS": max_isa.upper(),
+            "ATEN_CPU_CAPABILITY": max_isa.lower()}
+
+
 
 def run_side(side: str, workload: str, args) -> dict:
     spec = {"side": side, "workload": workload, "repeats": args.repeats, "tiny": args.tiny,
             "train_preset": args.train_preset, "threads": args.threads}
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+           **isa_env(args.max_isa, "official" if side == "official" else "torch")}
     if side == "official":
         spec.update(shape=fourds_shape(spec), official_src=args.official_src)
-        python = args.official_python or sys.executable
-        snippet = OFFICIAL_SNIPPET
-        if workload in OFFICIAL_NOTEBOOK_WORKLOADS:
-            if not args.official_src:
-                raise ValueError(f"{workload}: the official MooG/RVM models are read from the notebooks of "
-                                 "--official-src DIR (colabs/*.ipynb); give it")
-            snippet = OFFICIAL_NOTEBOOK_SNIPPET
+        if workload in NOTEBOOK_WORKLOADS and not args.official_src:
+            raise ValueError(f"{workload}: the official MooG/RVM models are read from the notebooks of "
+                             "--official-src DIR (colabs/*.ipynb); give it")
+        if workload.startswith(("moog", "rvm")):
             spec["size"] = 256 if workload.startswith("rvm") else int(workload.rsplit("-", 1)[1])
-        command = [python, "-c", snippet, json.dumps(spec)]
+        if workload.startswith("moog-decode"):
+            from rep4d.configuration.configuration_moog import MooGConfig
+
+            spec["config"] = MooGConfig.from_preset("released").to_dict()
+        if workload.startswith("train-"):
+            spec["train"] = train_module(workload, spec)[1]
+        command = [args.official_python or sys.executable, str(OFFICIAL_DIR / OFFICIAL_SCRIPTS[workload]),
+                   json.dumps(spec)]
         if args.threads:
             env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=true").strip()
     else:
@@ -474,11 +408,10 @@ def compare_arch(official: dict, ours: dict) -> str:
 
 def sides_for(workload: str, args) -> list[str]:
     sides = ["rep4d"]
-    if workload in FOURDS and not args.no_videomae:
+    if workload in VIDEOMAE_WORKLOADS and not args.no_videomae:
         sides.append("videomae")
-    # The notebooks' MooG/RVM have no tiny variant: with --tiny their rows run rep4d only.
-    if not args.rep4d_only and workload in OFFICIAL_WORKLOADS and not (args.tiny and workload in
-                                                                       OFFICIAL_NOTEBOOK_WORKLOADS):
+    # The notebooks' MooG/RVM and the released MooG decoder have no tiny variant: with --tiny they run rep4d only.
+    if not args.rep4d_only and not (args.tiny and (workload in NOTEBOOK_WORKLOADS or "decode" in workload)):
         sides.insert(0, "official")
     return sides
 
@@ -500,6 +433,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--tiny", action="store_true", help="tiny models and clips (smoke test, seconds)")
     parser.add_argument("--train-preset", default="small", help="training preset of the train-* workloads")
     parser.add_argument("--no-videomae", action="store_true", help="leave out the VideoMAE column")
+    parser.add_argument("--max-isa", choices=["avx2"], help="cap every side's instruction set (avx2: run as an "
+                        "AVX2-only CPU without native bf16 would; oneDNN/MKL/ATen and XLA are capped)")
     parser.add_argument("--threads", type=int, help="torch threads of the torch sides (default: torch's choice)")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per side process (default 1800)")
     parser.add_argument("--json", help="write the results here")
@@ -516,15 +451,17 @@ def main(argv: list[str] | None = None) -> dict:
     if args.rounds < 1 or args.repeats < 1:
         raise ValueError("--rounds and --repeats must be >= 1")
 
-    import torch
-
-    from rep4d.modeling.cpu_fast_paths import cpu_has_native_bf16
-
-    native_bf16 = cpu_has_native_bf16()
-    header = {"cpu": cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__, "native_bf16": native_bf16,
-              "rounds": args.rounds, "repeats": args.repeats, "tiny": args.tiny}
-    print(f"CPU: {header['cpu']} ({header['cores']} cores); torch {torch.__version__}; "
-          f"torch.ops.mkldnn._is_mkldnn_bf16_supported(): {native_bf16}", flush=True)
+    # What the side processes see (with --max-isa, an instruction-set-capped CPU): asked in a child with their env.
+    probe = subprocess.run([sys.executable, "-c", CPU_PROBE], capture_output=True, text=True, check=True,
+                           env={**os.environ, **isa_env(args.max_isa, "torch")})
+    cpu = json.loads(probe.stdout.strip().splitlines()[-1])
+    native_bf16 = cpu["native_bf16"]
+    header = {"cpu": cpu_name(), "cores": os.cpu_count(), "torch": cpu["torch"], "native_bf16": native_bf16,
+              "cpu_capability": cpu["capability"], "max_isa": args.max_isa, "rounds": args.rounds,
+              "repeats": args.repeats, "tiny": args.tiny}
+    capped = f"; instruction set capped to {args.max_isa.upper()} (--max-isa)" if args.max_isa else ""
+    print(f"CPU: {header['cpu']} ({header['cores']} cores){capped}; torch {cpu['torch']} (CPU capability "
+          f"{cpu['capability']}); torch.ops.mkldnn._is_mkldnn_bf16_supported(): {native_bf16}", flush=True)
     rows = {}
     for workload in args.workloads:
         sides = sides_for(workload, args)
@@ -561,7 +498,7 @@ def main(argv: list[str] | None = None) -> dict:
               + (f"{row['ratio_official']:.2f}x" if row["ratio_official"] else "n/a") + " | "
               + format_cell(row, "videomae") + " | "
               + (f"{row['ratio_videomae']:.2f}x" if row["ratio_videomae"] else "n/a") + " |")
-    print(f"\nCPU: {header['cpu']}; native bf16: {native_bf16}; medians of {args.rounds} alternated rounds "
+    print(f"\nCPU: {header['cpu']}{capped}; native bf16: {native_bf16}; medians of {args.rounds} alternated rounds "
           "(per-round medians in brackets)")
     report = {**header, "workloads": rows}
     write_report(args.json, report)

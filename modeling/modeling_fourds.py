@@ -18,6 +18,7 @@ from transformers.utils import ModelOutput, can_return_tuple
 
 from ..configuration.configuration_fourds import FourDSConfig
 from .attention_readout import AttentionReadout
+from .cpu_fast_paths import Linear, linear
 from .layers import PreNormViTLayer
 from .losses import depth_loss
 from .outputs import VideoFeaturesOutput
@@ -132,7 +133,7 @@ class FourDSEmbeddings(nn.Module):
         tubelets = pixel_values.reshape(batch, t, pt, channels, h, ph, w, pw)
         tubelets = tubelets.permute(0, 1, 4, 6, 3, 2, 5, 7).reshape(batch, t, h, w, channels * pt * ph * pw)
         weight = self.patch_embeddings.weight  # (D, C, pt, ph, pw): flattened in the same (C, pt, ph, pw) order
-        return nn.functional.linear(
+        return linear(
             tubelets.to(weight.dtype), weight.reshape(weight.shape[0], -1), self.patch_embeddings.bias
         )
 
@@ -479,7 +480,7 @@ class FourDSForPreTraining(FourDSPreTrainedModel):
             raise ValueError(f"the input grid {grid} is not divisible by decoder_patch_size {patch}")
         self.output_grid = tuple(size // p for size, p in zip(grid, patch))
         self.decoding_tokens = FourDSDecodingTokens(math.prod(self.output_grid), config.hidden_size)
-        self.pixel_decoder = nn.Linear(config.hidden_size, math.prod(patch) * config.num_channels)
+        self.pixel_decoder = Linear(config.hidden_size, math.prod(patch) * config.num_channels)
         self.post_init()
 
     def reconstruct(self, logits: torch.Tensor) -> torch.Tensor:

@@ -22,6 +22,7 @@ from transformers.utils import ModelOutput, can_return_tuple, logging
 
 from ..configuration.configuration_moog import MooGConfig
 from .attention_readout import AttentionReadout
+from .cpu_fast_paths import Linear
 from .layers import FeedForward, MultiHeadAttention, activation, split_heads
 from .losses import masked_mean_squared_error
 from .outputs import BoxTrackingOutput, DepthEstimationOutput, PointTrackingOutput, VideoFeaturesOutput
@@ -233,12 +234,12 @@ class MooGImprovedMHDPA(MultiHeadAttention):
 
     def __init__(self, config, query_dim: int, kv_dim: int, qkv_size: int, num_heads: int):
         super().__init__(config, qkv_size, num_heads)
-        self.q_proj = nn.Linear(query_dim, qkv_size, bias=False)
-        self.k_proj = nn.Linear(kv_dim, qkv_size, bias=False)
-        self.v_proj = nn.Linear(kv_dim, qkv_size, bias=False)
+        self.q_proj = Linear(query_dim, qkv_size, bias=False)
+        self.k_proj = Linear(kv_dim, qkv_size, bias=False)
+        self.v_proj = Linear(kv_dim, qkv_size, bias=False)
         self.q_norm = nn.RMSNorm(self.head_dim, eps=config.layer_norm_eps)
         self.k_norm = nn.RMSNorm(self.head_dim, eps=config.layer_norm_eps)
-        self.out_proj = nn.Linear(qkv_size, query_dim)
+        self.out_proj = Linear(qkv_size, query_dim)
 
     def forward(self, hidden_states: torch.Tensor, key_value_states: torch.Tensor, **kwargs):
         query = self.q_norm(split_heads(self.q_proj(hidden_states), self.num_heads))
@@ -289,7 +290,7 @@ class MooGTransformer(nn.Module):
     ):
         super().__init__()
         inner = hidden_size or width
-        self.input_proj = nn.Linear(width, hidden_size) if hidden_size else None
+        self.input_proj = Linear(width, hidden_size) if hidden_size else None
         self.layers = nn.ModuleList(
             [
                 MooGTransformerLayer(config, inner, qkv_size, num_heads, mlp_size, kv_dim, self_attention)
@@ -297,7 +298,7 @@ class MooGTransformer(nn.Module):
             ]
         )
         self.final_norm = nn.LayerNorm(inner, eps=config.layer_norm_eps, bias=False)
-        self.output_proj = nn.Linear(inner, output_size) if output_size else None
+        self.output_proj = Linear(inner, output_size) if output_size else None
 
     def forward(
         self,
@@ -341,9 +342,9 @@ class MooGTokenProjection(nn.Module):
     def __init__(self, config, width: int, hidden_size: int | None = None, output_size: int | None = None):
         super().__init__()
         inner = hidden_size or width
-        self.input_proj = nn.Linear(width, hidden_size) if hidden_size else None
+        self.input_proj = Linear(width, hidden_size) if hidden_size else None
         self.final_norm = nn.LayerNorm(inner, eps=config.layer_norm_eps, bias=False)
-        self.output_proj = nn.Linear(inner, output_size) if output_size else None
+        self.output_proj = Linear(inner, output_size) if output_size else None
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         if self.input_proj is not None:
@@ -368,7 +369,7 @@ class MooGEncoder(nn.Module):
         self.act = activation(config.hidden_act)
         self.conv_norm = nn.LayerNorm(config.conv_features[-1], eps=config.layer_norm_eps, bias=False)
         self.posenc_proj = (
-            nn.Linear(config.encoder_posenc_size, config.conv_features[-1])
+            Linear(config.encoder_posenc_size, config.conv_features[-1])
             if config.posenc_mode == "project_add"
             else None
         )
@@ -423,7 +424,7 @@ class MooGGridDecoder(nn.Module):
         self.transformer = MooGTransformer(
             config, self.query_size, num_layers, qkv_size, num_heads, mlp_size, kv_dim=kv_dim, self_attention=False
         )
-        self.recon = nn.Linear(self.query_size, out_channels)
+        self.recon = Linear(self.query_size, out_channels)
 
     def posenc(self, height: int, width: int, device=None) -> torch.Tensor:
         return fourier_features(coordinate_grid(height, width).to(device), self.config.dec_fourier_bases)

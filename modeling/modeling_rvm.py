@@ -20,6 +20,7 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput, can_return_tuple
 
 from ..configuration.configuration_rvm import RVMConfig
+from .cpu_fast_paths import Linear
 from .layers import CrossAttention, FeedForward, PreNormViTLayer, SelfAttention
 from .outputs import VideoFeaturesOutput
 from .pretrained import Rep4DPreTrainedModel, trunc_normal_init_
@@ -269,10 +270,10 @@ class RVMRecurrentCore(nn.Module):
     def __init__(self, config: RVMConfig):
         super().__init__()
         width = config.hidden_size
-        self.input_update = nn.Linear(width, width, bias=False)
-        self.input_reset = nn.Linear(width, width, bias=False)
-        self.state_update = nn.Linear(width, width, bias=False)
-        self.state_reset = nn.Linear(width, width, bias=False)
+        self.input_update = Linear(width, width, bias=False)
+        self.input_reset = Linear(width, width, bias=False)
+        self.state_update = Linear(width, width, bias=False)
+        self.state_reset = Linear(width, width, bias=False)
         self.state_norm = nn.LayerNorm(width, eps=config.state_layer_norm_eps, bias=False)
         self.transformer = RVMCrossTransformer(
             config, width, config.rnn_num_layers, config.rnn_num_attention_heads, config.rnn_attention_size,
@@ -504,14 +505,14 @@ class RVMForMaskedReconstruction(RVMPreTrainedModel):
         super().__init__(config)
         self.rvm = RVMModel(config)
         decoder_width = config.decoder_hidden_size
-        self.decoder_embedder = nn.Linear(config.hidden_size, decoder_width)
-        self.delta_embedder = nn.Linear(config.num_delta_classes, decoder_width)
+        self.decoder_embedder = Linear(config.hidden_size, decoder_width)
+        self.delta_embedder = Linear(config.num_delta_classes, decoder_width)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_width))
         self.decoder = RVMCrossTransformer(
             config, decoder_width, config.decoder_num_layers, config.decoder_num_attention_heads, decoder_width,
             config.decoder_intermediate_size,
         )
-        self.detokenizer = nn.Linear(decoder_width, config.patch_size**2 * config.num_channels)
+        self.detokenizer = Linear(decoder_width, config.patch_size**2 * config.num_channels)
         self.post_init()
 
     def delta_tokens(self, target_deltas: torch.Tensor) -> torch.Tensor:

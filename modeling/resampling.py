@@ -12,6 +12,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from .cpu_fast_paths import emulated_cpu_dtype
+
 
 def _keys_cubic(x: np.ndarray) -> np.ndarray:
     """Keys cubic kernel with a = -0.5 on |x|, in the operation order of jax.image's ``_keys_cubic_kernel``."""
@@ -63,8 +65,12 @@ def resample_frames(features: torch.Tensor, num_frames: int) -> torch.Tensor:
     (how the 4DS reference brings tubelet-rate features to the frame rate for its readouts)."""
     if features.shape[1] == num_frames:
         return features
-    weights = cubic_resize_matrix(features.shape[1], num_frames).to(device=features.device, dtype=features.dtype)
-    return torch.einsum("oi,bisd->bosd", weights, features)
+    weights = cubic_resize_matrix(features.shape[1], num_frames).to(device=features.device)
+    emulated = emulated_cpu_dtype(features, weights)  # the precision policy: no emulated bf16 matmul on this CPU
+    if emulated is not None:
+        with torch.autocast("cpu", enabled=False):
+            return torch.einsum("oi,bisd->bosd", weights, features.float()).to(emulated)
+    return torch.einsum("oi,bisd->bosd", weights.to(features.dtype), features)
 
 
 __all__ = ["cubic_resize", "cubic_resize_matrix", "resample_frames"]

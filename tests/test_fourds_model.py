@@ -188,6 +188,8 @@ def test_autocast_weight_cache_is_bit_identical_and_follows_weight_updates(monke
     from rep4d.modeling import cpu_fast_paths
 
     monkeypatch.setattr(cpu_fast_paths, "_FUSED_CPU_LINEAR", False)  # isolate the cache from the fused GELU path
+    # The cache serves native bf16 (on other CPUs the precision policy computes in float32 instead).
+    monkeypatch.setattr(cpu_fast_paths, "cpu_has_native_bf16", lambda: True)
     model = FourDSForDepthEstimation(tiny_config()).eval()
     inputs = video()
 
@@ -199,7 +201,7 @@ def test_autocast_weight_cache_is_bit_identical_and_follows_weight_updates(monke
                 return model(inputs).predicted_depth
 
     cached = run(cache=True)
-    assert any("_autocast_weight_cache" in m.__dict__ for m in model.modules() if isinstance(m, cpu_fast_paths.Linear))
+    assert any("_cast_weight_cache" in m.__dict__ for m in model.modules() if isinstance(m, cpu_fast_paths.Linear))
     reference = run(cache=False)
     torch.testing.assert_close(cached, reference, rtol=0, atol=0)
     torch.testing.assert_close(run(cache=True), reference, rtol=0, atol=0)
@@ -208,12 +210,13 @@ def test_autocast_weight_cache_is_bit_identical_and_follows_weight_updates(monke
     updated = run(cache=True)
     assert not torch.equal(updated, reference)
     torch.testing.assert_close(updated, run(cache=False), rtol=0, atol=0)
-    assert not any("_autocast_weight_cache" in key for key in model.state_dict())
+    assert not any("_cast_weight_cache" in key for key in model.state_dict())
 
 
 def test_fused_linear_gelu_matches_the_unfused_path(monkeypatch):
     from rep4d.modeling import cpu_fast_paths
 
+    monkeypatch.setattr(cpu_fast_paths, "cpu_has_avx512", lambda: True)  # the fused path, on any CPU
     model = FourDSModel(tiny_config()).eval()
     inputs = video()
     with torch.no_grad():

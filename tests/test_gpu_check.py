@@ -71,6 +71,22 @@ def test_bench_official_rep4d_only_tiny(tmp_path):
     assert "| 4ds-b-fp32 | n/a |" in result.stdout
 
 
+def test_bench_official_caps_the_instruction_set_as_an_avx2_cpu(tmp_path):
+    """``--max-isa avx2`` runs every side as an AVX2-only CPU would: ATen reports AVX2 and oneDNN no native bf16, so
+    rep4d's bf16 row follows the precision policy (float32 matmuls) and the report says so."""
+    out = tmp_path / "avx2.json"
+    command = [sys.executable, str(REPO / "benchmarks" / "bench_official.py"), "--rep4d-only", "--tiny", "--max-isa",
+               "avx2", "--rounds", "1", "--repeats", "1", "--workloads", "4ds-b-bf16", "train-4ds", "--json", str(out)]
+    result = subprocess.run(command, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["max_isa"] == "avx2" and report["cpu_capability"] == "AVX2" and report["native_bf16"] is False
+    assert "instruction set capped to AVX2" in result.stdout
+    rows = report["workloads"]
+    assert rows["4ds-b-bf16"]["sides"]["rep4d"]["arch"]["output_dtype"] == "bfloat16"
+    assert rows["train-4ds"]["seconds"]["rep4d"] > 0 and rows["train-4ds"]["seconds"]["videomae"] > 0
+
+
 def test_bench_official_needs_the_official_side_or_rep4d_only():
     result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_official.py")], cwd=REPO, env=ENV,
                             capture_output=True, text=True, timeout=120)

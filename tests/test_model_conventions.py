@@ -11,6 +11,7 @@ import pytest
 import torch
 import transformers.utils.logging as hf_logging
 from safetensors.torch import save_file
+from torch.utils._python_dispatch import TorchDispatchMode
 from transformers.testing_utils import CaptureLogger
 
 from rep4d.configuration import FourDSConfig, RVMConfig
@@ -57,23 +58,36 @@ def video(batch=2, frames=4, size=16, seed=0):
 
 @pytest.fixture
 def cpu_without_native_bf16(monkeypatch):
-    """Simulate an AVX2-only CPU: oneDNN reports no native bf16 and its fused linear fails on bf16, as it does there."""
-    fused = torch.ops.mkldnn._linear_pointwise
-
-    def linear_pointwise(x, *args, **kwargs):
-        if x.dtype == torch.bfloat16:
-            raise RuntimeError("could not create a primitive descriptor for a matmul primitive")
-        return fused(x, *args, **kwargs)
-
+    """Simulate an AVX2-only CPU: oneDNN reports no native bf16 (there, its fused linear also refuses bf16; the
+    tests check that no bf16 matmul is dispatched at all)."""
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
-    monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", linear_pointwise)
+    cpu_fast_paths.cpu_has_native_bf16.cache_clear()
     hf_logging.warning_once.cache_clear()
     yield
+    cpu_fast_paths.cpu_has_native_bf16.cache_clear()
     hf_logging.warning_once.cache_clear()
+
+
+class MatmulDtypes(TorchDispatchMode):
+    """Records the dtype of every dense matmul (``mm``, ``addmm``, ``bmm``, oneDNN's fused linear) dispatched."""
+
+    OPS = {"aten::mm", "aten::addmm", "aten::bmm", "mkldnn::_linear_pointwise"}
+
+    def __init__(self):
+        super().__init__()
+        self.dtypes = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func._schema.name in self.OPS:
+            self.dtypes.append(args[0].dtype)
+        return func(*args, **(kwargs or {}))
 
 
 @pytest.mark.parametrize("model_class", [FourDSModel, FourDSForPreTraining, FourDSForDepthEstimation, RVMModel])
-def test_bf16_inference_on_a_cpu_without_native_bf16(cpu_without_native_bf16, model_class):
+@pytest.mark.parametrize("mode", ["bf16-weights", "autocast"])
+def test_bf16_inference_on_a_cpu_without_native_bf16(cpu_without_native_bf16, model_class, mode):
+    """The precision policy: on a CPU without native bf16, every dense matmul of a bf16 model runs in float32 (exact
+    upcast operands, output rounded to bf16), the outputs keep their bf16 dtype, and the user is told once."""
     config = rvm_config() if model_class is RVMModel else fourds_config()
     torch.manual_seed(0)
     model = model_class(config).eval()
@@ -84,24 +98,52 @@ def test_bf16_inference_on_a_cpu_without_native_bf16(cpu_without_native_bf16, mo
     )
     with torch.no_grad():
         reference = model(inputs, **kwargs)[field]
-        model = model.to(torch.bfloat16)
+        if mode == "bf16-weights":
+            model, inputs = model.to(torch.bfloat16), inputs.to(torch.bfloat16)
         logger = hf_logging.get_logger(cpu_fast_paths.__name__)
-        with CaptureLogger(logger) as captured:
-            output = model(inputs.to(torch.bfloat16), **kwargs)[field]
-            model(inputs.to(torch.bfloat16), **kwargs)
-    assert output.dtype == torch.bfloat16 and torch.isfinite(output.float()).all()
+        with CaptureLogger(logger) as captured, MatmulDtypes() as matmuls, torch.autocast(
+            "cpu", dtype=torch.bfloat16, enabled=mode == "autocast"
+        ):
+            output = model(inputs, **kwargs)[field]
+            model(inputs, **kwargs)
+    # bf16 weights give bf16 outputs; under autocast the output keeps autocast's own dtype (fp32 after a LayerNorm).
+    assert output.dtype == torch.bfloat16 or mode == "autocast"
+    assert torch.isfinite(output.float()).all()
     torch.testing.assert_close(output.float(), reference.float(), atol=0.1, rtol=0.1)
-    # The user is told once that bf16 runs unfused (and slowly) on this CPU.
-    assert captured.out.count("without native bf16") == 1
+    assert matmuls.dtypes and set(matmuls.dtypes) == {torch.float32}, matmuls.dtypes
+    # The user is told once that bf16 matmuls compute in float32 on this CPU.
+    assert captured.out.count("without native support") == 1
+    assert "computes its matmuls in float32" in captured.out
+
+
+def test_half_precision_stays_native_where_the_cpu_has_it(monkeypatch):
+    """Where oneDNN runs bf16 natively, a bf16 Linear keeps its bf16 matmul (the policy only replaces emulation)."""
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    cpu_fast_paths.cpu_has_native_bf16.cache_clear()
+    try:
+        layer = cpu_fast_paths.Linear(8, 4).to(torch.bfloat16)
+        with torch.no_grad(), MatmulDtypes() as matmuls:
+            output = layer(torch.rand(3, 8, dtype=torch.bfloat16))
+        assert output.dtype == torch.bfloat16 and set(matmuls.dtypes) == {torch.bfloat16}
+        assert cpu_fast_paths.emulated_cpu_dtype(torch.rand(3, 8), layer.weight.float()) is None  # float32: never
+    finally:
+        cpu_fast_paths.cpu_has_native_bf16.cache_clear()
 
 
 def test_fused_gelu_path_kept_where_bf16_is_native(monkeypatch):
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
-    assert cpu_fast_paths.fused_cpu_gelu_linear_supports(torch.float32)
+    monkeypatch.setattr(cpu_fast_paths, "cpu_has_avx512", lambda: True)
+    cpu_fast_paths.cpu_has_native_bf16.cache_clear()
+    assert cpu_fast_paths.fused_cpu_gelu_linear_supports(torch.float32) == cpu_fast_paths._FUSED_CPU_LINEAR
     assert cpu_fast_paths.fused_cpu_gelu_linear_supports(torch.bfloat16) == cpu_fast_paths._FUSED_CPU_LINEAR
     assert not cpu_fast_paths.fused_cpu_gelu_linear_supports(torch.float16)
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    cpu_fast_paths.cpu_has_native_bf16.cache_clear()
     assert not cpu_fast_paths.fused_cpu_gelu_linear_supports(torch.bfloat16)
+    cpu_fast_paths.cpu_has_native_bf16.cache_clear()
+    # On an AVX2-only CPU oneDNN's fused tanh-GELU epilogue is slower than matmul + GELU: float32 runs unfused.
+    monkeypatch.setattr(cpu_fast_paths, "cpu_has_avx512", lambda: False)
+    assert not cpu_fast_paths.fused_cpu_gelu_linear_supports(torch.float32)
 
 
 # --------------------------------------------------------------------------------------------------------------------

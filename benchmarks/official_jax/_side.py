@@ -1,0 +1,39 @@
+"""What every official-side script shares: its spec, the official checkout on ``sys.path``, and the timing report.
+
+The scripts in this folder are run by ``benchmarks/bench_official.py`` with the *official* environment's python
+(``--official-python``: jax, flax, kauldron; never rep4d's environment) as ``python SCRIPT SPEC_JSON``. Each builds the
+official model of one workload with random weights, calls it once as a warm-up (XLA compilation), then hands a
+zero-argument ``call`` and its architecture summary to :func:`time_and_report`, which prints one JSON line.
+"""
+
+import json
+import os
+import sys
+import time
+
+
+def load_spec() -> dict:
+    """The workload spec (argv[1]) with the official checkout (``official_src``) put first on ``sys.path``."""
+    spec = json.loads(sys.argv[1])
+    if spec.get("official_src"):
+        sys.path.insert(0, spec["official_src"])
+    return spec
+
+
+def time_and_report(call, arch: dict, spec: dict) -> None:
+    """Time ``call`` (already warmed up) ``spec["repeats"]`` times and print the side's JSON report."""
+    import jax
+
+    times = []
+    for _ in range(spec["repeats"]):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    print(json.dumps({"times": times, "jax": jax.__version__, "backend": jax.default_backend(),
+                      "threads": os.cpu_count(), "arch": arch}))
+
+
+def count_params(tree) -> int:
+    import jax
+
+    return int(sum(x.size for x in jax.tree_util.tree_leaves(tree)))
