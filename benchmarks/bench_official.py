@@ -227,13 +227,16 @@ def build_torch_call(workload: str, side: str, spec: dict):
                      "output_dtype": str(features.dtype).replace("torch.", "")}
         return call
     if workload.startswith("train-"):
+        from rep4d.training.optimization import adamw
+
         module, setup = train_module(workload, spec)
         pixels = torch.rand(setup["batch"], *setup["clip"][:1], 3, *setup["clip"][1:])
         forward = lambda: module(pixel_values=pixels, generator=torch.Generator().manual_seed(0)).loss  # noqa: E731
         if side == "videomae":  # VideoMAE pretraining of the same ViT at the same mask ratio (its own decoder)
             module, forward = videomae_pretraining(module.config, pixels)
-        optimizer = torch.optim.AdamW(module.parameters(), lr=setup["learning_rate"],
-                                      weight_decay=setup["weight_decay"])
+        # rep4d's optimizer builder (the fused AdamW kernel, as `rep4d train` uses it); the peer gets the same one
+        optimizer = adamw([{"params": [p for p in module.parameters() if p.requires_grad]}],
+                          lr=setup["learning_rate"], weight_decay=setup["weight_decay"])
 
         def call():
             loss = forward()

@@ -34,7 +34,7 @@ from transformers import Trainer, TrainingArguments
 from rep4d.configuration.readout_presets import SMALL_BACKBONE_SIZES
 from rep4d.configuration.readout_tasks import READOUT_TASK_SPECS, get_readout_task
 from rep4d.training.metrics import ScoringOptions, beats_baseline, score_task
-from rep4d.training.optimization import parameter_groups
+from rep4d.training.optimization import adamw, parameter_groups
 from rep4d.training.readout_data import (
     CachedFeatureDataset,
     ReadoutDataConfig,
@@ -259,7 +259,7 @@ class ReadoutTrainer(Trainer):
                 model, self.args.weight_decay, self.args.learning_rate, backbone_prefix="backbone.",
                 backbone_learning_rate_scale=model.config.backbone_learning_rate_scale,
             )
-            self.optimizer = torch.optim.AdamW(
+            self.optimizer = adamw(
                 groups, lr=self.args.learning_rate, betas=(self.args.adam_beta1, self.args.adam_beta2),
                 eps=self.args.adam_epsilon,
             )

@@ -1,4 +1,5 @@
-"""Optimizer parameter groups and learning-rate schedules: the one place every training path takes them from.
+"""Optimizer parameter groups, the AdamW optimizer and learning-rate schedules: the one place every training path takes
+them from.
 
 One no-decay rule (:func:`decays`) for pretraining and for readouts: weight decay applies to matrices and kernels
 only; biases, norm scales (every parameter with fewer than two dimensions), position embeddings and learned tokens
@@ -10,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import torch
 from torch import nn
 
 NO_DECAY_SUFFIXES = ("position_embeddings", "tokens", "mask_token", "query", "latents")
@@ -52,6 +54,30 @@ def parameter_groups(
             group["lr"] = learning_rate * (backbone_learning_rate_scale if part == "backbone" else 1.0)
         result.append(group)
     return result
+
+
+def fused_adamw_supported(groups: list[dict]) -> bool:
+    """Whether torch's fused AdamW kernel can take every parameter of ``groups``: plain (not sharded ``DTensor``)
+    floating-point tensors, all on CPU or all on one CUDA device."""
+    parameters = [p for group in groups for p in group["params"]]
+    devices = {p.device for p in parameters}
+    return (
+        bool(parameters)
+        and len(devices) == 1
+        and next(iter(devices)).type in ("cpu", "cuda")
+        and all(type(p.data) is torch.Tensor and p.is_floating_point() for p in parameters)
+    )
+
+
+def adamw(groups: list[dict], fused: bool | None = None, **kwargs) -> torch.optim.AdamW:
+    """``torch.optim.AdamW(groups, **kwargs)`` with the fused kernel where it runs (``fused=None``: when
+    :func:`fused_adamw_supported`). The fused step updates every parameter in one kernel instead of about eight
+    ``foreach`` passes: 3.4x faster on the 3.3M-parameter 4DS training preset on CPU (25 -> 7 ms, one thread;
+    docs/BENCHMARKS.md "Training steps"), the same update up to float rounding. Pass ``fused=False`` where
+    parameters become sharded after construction (FSDP, DeepSpeed)."""
+    if fused is None:
+        fused = fused_adamw_supported(groups)
+    return torch.optim.AdamW(groups, fused=fused or None, **kwargs)
 
 
 def warmup_cosine(warmup_steps: int, total_steps: int, min_ratio: float = 0.0) -> Callable[[int], float]:

@@ -47,7 +47,7 @@ import torch
 from rep4d.training.checkpointing import MetricsWriter, load_checkpoint, save_checkpoint, save_final
 from rep4d.training.launch import build_accelerator, enable_checkpointing
 from rep4d.training.objectives import METHODS
-from rep4d.training.optimization import parameter_groups, warmup_cosine
+from rep4d.training.optimization import adamw, parameter_groups, warmup_cosine
 from rep4d.training.pretraining_data import build_pretraining_dataset, clip_geometry
 from rep4d.training.video_data import ClipConfig, collate_video_clips
 
@@ -168,8 +168,9 @@ def train(args: argparse.Namespace) -> TrainResult:
 
     # Optimizer and schedule. The scheduler is not prepared (a prepared one steps num_processes times per optimizer
     # step): the loop steps it once per optimizer step, and it is registered for checkpointing.
-    optimizer = torch.optim.AdamW(parameter_groups(model, args.weight_decay), lr=args.learning_rate,
-                                  betas=(args.beta1, args.beta2))
+    sharded = accelerator.distributed_type.name in ("FSDP", "DEEPSPEED")  # parameters re-created by prepare()
+    optimizer = adamw(parameter_groups(model, args.weight_decay), fused=False if sharded else None,
+                      lr=args.learning_rate, betas=(args.beta1, args.beta2))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_cosine(args.warmup_steps, args.max_steps, args.min_lr_ratio)
     )
