@@ -129,14 +129,9 @@ def build_torch_call(workload: str, side: str, spec: dict):
         model = FourDSModel(config).eval()
         blocks = model.readout_hidden_state_index
         if side == "videomae":
-            from transformers import VideoMAEConfig, VideoMAEModel
+            from transformers import VideoMAEModel
 
-            model = VideoMAEModel(VideoMAEConfig(
-                image_size=shape["size"], patch_size=config.tubelet_size[1], num_frames=shape["frames"],
-                tubelet_size=config.tubelet_size[0], hidden_size=config.hidden_size,
-                num_hidden_layers=blocks, num_attention_heads=config.num_attention_heads,
-                intermediate_size=config.intermediate_size, use_mean_pooling=False, attn_implementation="sdpa",
-            )).eval()
+            model = VideoMAEModel(videomae_config(config, num_hidden_layers=blocks, use_mean_pooling=False)).eval()
             layers = model.encoder.layer
         else:
             layers = model.encoder.layers
@@ -255,6 +250,18 @@ def build_torch_call(workload: str, side: str, spec: dict):
 
 
 
+def videomae_config(config, **overrides):
+    """transformers' ``VideoMAEConfig`` of the ViT of a 4DS ``config``: its clip, tubelets, width, depth, heads and MLP
+    (SDPA attention), with ``overrides``."""
+    from transformers import VideoMAEConfig
+
+    values = dict(image_size=config.image_size[0], patch_size=config.tubelet_size[1], num_frames=config.num_frames,
+                  tubelet_size=config.tubelet_size[0], hidden_size=config.hidden_size,
+                  num_hidden_layers=config.num_hidden_layers, num_attention_heads=config.num_attention_heads,
+                  intermediate_size=config.intermediate_size, attn_implementation="sdpa")
+    return VideoMAEConfig(**{**values, **overrides})
+
+
 def videomae_pretraining(config, pixels):
     """transformers' ``VideoMAEForPreTraining`` with 4DS's ViT size, tubelets and mask ratio, and a zero-argument
     forward returning its loss on ``pixels`` (``norm_pix_loss=False``, raw pixels as SimpleMAE).
@@ -265,15 +272,12 @@ def videomae_pretraining(config, pixels):
     do nearly the same FLOPs (VideoMAE's default 384-wide decoder would be larger than a small 4DS model).
     """
     import torch
-    from transformers import VideoMAEConfig, VideoMAEForPreTraining
+    from transformers import VideoMAEForPreTraining
 
-    model = VideoMAEForPreTraining(VideoMAEConfig(
-        image_size=config.image_size[0], patch_size=config.tubelet_size[1], num_frames=config.num_frames,
-        tubelet_size=config.tubelet_size[0], hidden_size=config.hidden_size,
-        num_hidden_layers=config.num_hidden_layers, num_attention_heads=config.num_attention_heads,
-        intermediate_size=config.intermediate_size, decoder_hidden_size=config.hidden_size,
-        decoder_num_hidden_layers=config.decoder_num_layers, decoder_num_attention_heads=config.num_attention_heads,
-        decoder_intermediate_size=config.intermediate_size, norm_pix_loss=False, attn_implementation="sdpa",
+    model = VideoMAEForPreTraining(videomae_config(
+        config, decoder_hidden_size=config.hidden_size, decoder_num_hidden_layers=config.decoder_num_layers,
+        decoder_num_attention_heads=config.num_attention_heads, decoder_intermediate_size=config.intermediate_size,
+        norm_pix_loss=False,
     )).train()
     tokens = math.prod(n // p for n, p in zip((config.num_frames, *config.image_size), config.tubelet_size))
     kept = max(1, round(tokens * (1 - config.mask_ratio)))

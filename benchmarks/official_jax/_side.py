@@ -37,3 +37,29 @@ def count_params(tree) -> int:
     import jax
 
     return int(sum(x.size for x in jax.tree_util.tree_leaves(tree)))
+
+
+def adamw_step_call(loss_fn, params, train: dict, *inputs):
+    """A zero-argument call running one training step: ``loss_fn(params, *inputs, key)``, its gradient and an
+    ``optax.adamw`` update (``train``'s learning rate and weight decay; b1 0.9, b2 0.999, eps 1e-8 as
+    ``torch.optim.AdamW``), all in one ``jax.jit`` with parameters, optimiser state and key donated. Each call gets a
+    fresh key (masking, pixel offsets) and returns the step's loss, ready."""
+    import jax
+    import optax
+
+    optimizer = optax.adamw(train["learning_rate"], b1=0.9, b2=0.999, eps=1e-8, weight_decay=train["weight_decay"])
+
+    def step(params, opt_state, key, *inputs):
+        key, step_key = jax.random.split(key)
+        loss, grads = jax.value_and_grad(loss_fn)(params, *inputs, step_key)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, key, loss
+
+    step = jax.jit(step, donate_argnums=(0, 1, 2))
+    state = [params, optimizer.init(params), jax.random.key(3)]
+
+    def call():
+        *state[:], loss = step(*state, *inputs)
+        return jax.block_until_ready(loss)
+
+    return call

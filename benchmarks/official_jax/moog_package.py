@@ -20,7 +20,7 @@ Run by ``bench_official.py`` with ``--official-python``; see ``_side.py``.
   ``Moog.frame_step`` also differentiates the decoder loss w.r.t. the predicted state (the inner gradient); with
   ``use_loss_gradient=False`` (movi.py) that gradient is unused and XLA removes it, as rep4d computes none.
 """
-from _side import count_params, load_spec, time_and_report
+from _side import adamw_step_call, count_params, load_spec, time_and_report
 
 spec = load_spec()
 import jax
@@ -92,8 +92,6 @@ if spec["workload"].startswith("moog-decode"):
     arch = {"params": num_params, "hidden": config["token_size"], "tokens": config["num_tokens"],
             "output_shape": list(output.shape), "output_dtype": str(output.dtype)}
 elif spec["workload"] == "train-moog":
-    import optax
-
     train = spec["train"]
     config = train["config"]
     frames, height, width = train["clip"]
@@ -103,26 +101,12 @@ elif spec["workload"] == "train-moog":
                         is_training_property=True)
     num_params = count_params(params)
     l2 = kd.losses.L2(preds="preds.video_predicted", targets="preds.subsampled_targets_predicted")
-    optimizer = optax.adamw(train["learning_rate"], b1=0.9, b2=0.999, eps=1e-8, weight_decay=train["weight_decay"])
-    opt_state = optimizer.init(params)
 
     def loss_fn(p, v, rng):
         preds = model.apply(p, v, {}, is_training_property=True, rngs={"default": rng})
         return l2(preds=preds["video_predicted"], targets=preds["subsampled_targets_predicted"])
 
-    def train_step(p, state, v, rng):
-        loss, grads = jax.value_and_grad(loss_fn)(p, v, rng)
-        updates, state = optimizer.update(grads, state, p)
-        return optax.apply_updates(p, updates), state, loss
-
-    step = jax.jit(train_step, donate_argnums=(0, 1))
-    carry = {"params": params, "opt": opt_state, "rng": jax.random.key(3)}
-
-    def call():
-        carry["rng"], rng = jax.random.split(carry["rng"])
-        carry["params"], carry["opt"], loss = step(carry["params"], carry["opt"], video, rng)
-        return jax.block_until_ready(loss)
-
+    call = adamw_step_call(loss_fn, params, train, video)
     output = call()
     arch = {"params": num_params, "hidden": config["token_size"], "clip": train["clip"], "batch": train["batch"],
             "output_shape": list(output.shape), "output_dtype": str(output.dtype)}

@@ -29,12 +29,11 @@ pixels are ``jax.random.uniform`` in [0, 1], channels last (the official layout)
 import math
 from typing import Sequence
 
-from _side import count_params, load_spec, time_and_report
+from _side import adamw_step_call, count_params, load_spec, time_and_report
 
 spec = load_spec()
 import jax
 import jax.numpy as jnp
-import optax
 from flax import linen as nn
 from kauldron.modules import pos_embeddings
 from representations4d.models import model as model_lib
@@ -106,29 +105,13 @@ def keep_indices(key):
 video = jax.random.uniform(jax.random.key(1), (batch, frames, height, width, channels), jnp.float32)
 params = model.init(jax.random.key(0), video, keep_indices(jax.random.key(2)))["params"]
 num_params = count_params(params)
-optimizer = optax.adamw(train["learning_rate"], b1=0.9, b2=0.999, eps=1e-8, weight_decay=train["weight_decay"])
-opt_state = optimizer.init(params)
 
 
-def step(params, opt_state, key, video):
-    key, mask_key = jax.random.split(key)
-    keep_index = keep_indices(mask_key)
-    loss, grads = jax.value_and_grad(lambda p: model.apply({"params": p}, video, keep_index))(params)
-    updates, opt_state = optimizer.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, key, loss
+def loss_fn(params, video, key):
+    return model.apply({"params": params}, video, keep_indices(key))
 
 
-step = jax.jit(step, donate_argnums=(0, 1, 2))
-state = {"params": params, "opt_state": opt_state, "key": jax.random.key(3)}
-
-
-def call():
-    state["params"], state["opt_state"], state["key"], loss = step(
-        state["params"], state["opt_state"], state["key"], video
-    )
-    return jax.block_until_ready(loss)
-
-
+call = adamw_step_call(loss_fn, params, train, video)
 loss = call()  # warm-up (XLA compilation)
 arch = {"params": num_params, "hidden": hidden, "clip": [frames, height, width], "batch": batch,
         "output_shape": list(loss.shape), "output_dtype": str(loss.dtype),

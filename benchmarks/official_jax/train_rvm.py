@@ -22,12 +22,11 @@ channels last (the official layout). Run by ``bench_official.py`` with ``--offic
 """
 
 from _notebook import load_notebook_namespace
-from _side import count_params, load_spec, time_and_report
+from _side import adamw_step_call, count_params, load_spec, time_and_report
 
 spec = load_spec()
 import jax
 import jax.numpy as jnp
-import optax
 
 ns = load_notebook_namespace(spec["official_src"], "rvm_inference_demo.ipynb", ["Imports", "Define model"])
 nn = ns["nn"]
@@ -96,28 +95,7 @@ init_key = jax.random.key(0)
 params = model.init({"params": init_key, "default": init_key}, video[:, :num_source], video[:, num_source:], deltas,
                     rng_key=init_key, method=model.reconstruct)
 num_params = count_params(params)
-optimizer = optax.adamw(train["learning_rate"], b1=0.9, b2=0.999, eps=1e-8, weight_decay=train["weight_decay"])
-opt_state = optimizer.init(params)
-
-
-def step(params, opt_state, key, video):
-    key, mask_key = jax.random.split(key)
-    loss, grads = jax.value_and_grad(loss_fn)(params, video, mask_key)
-    updates, opt_state = optimizer.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, key, loss
-
-
-step = jax.jit(step, donate_argnums=(0, 1, 2))
-state = {"params": params, "opt_state": opt_state, "key": jax.random.key(3)}
-
-
-def call():
-    state["params"], state["opt_state"], state["key"], loss = step(
-        state["params"], state["opt_state"], state["key"], video
-    )
-    return jax.block_until_ready(loss)
-
-
+call = adamw_step_call(loss_fn, params, train, video)
 loss = call()  # warm-up (XLA compilation)
 arch = {"params": num_params, "hidden": hidden, "clip": [frames, height, width], "batch": batch,
         "output_shape": list(loss.shape), "output_dtype": str(loss.dtype),
