@@ -75,15 +75,25 @@ import time
 from pathlib import Path
 
 FOURDS = ("4ds-b-fp32", "4ds-b-bf16")
-WORKLOADS = (*FOURDS, "moog-clip-128", "moog-clip-256", "moog-stream-128", "moog-stream-256", "moog-decode-128",
-             "moog-decode-256", "rvm-s-stream", "rvm-b-stream", "train-4ds", "train-rvm", "train-moog")
+# Every other workload runs in float32 as named, and in bf16 with the suffix "-bf16" (split_precision).
+FP32_WORKLOADS = ("moog-clip-128", "moog-clip-256", "moog-stream-128", "moog-stream-256", "moog-decode-128",
+                  "moog-decode-256", "rvm-s-stream", "rvm-b-stream", "train-4ds", "train-rvm", "train-moog")
+WORKLOADS = (*FOURDS, *FP32_WORKLOADS, *(f"{workload}-bf16" for workload in FP32_WORKLOADS))
 DEFAULT_WORKLOADS = ("4ds-b-fp32", "4ds-b-bf16", "moog-clip-128", "moog-stream-128", "moog-decode-128",
                      "rvm-s-stream", "rvm-b-stream", "train-4ds", "train-rvm", "train-moog")
-# MooG and RVM inference: the models defined in the official notebooks (official_jax/notebook_models.py).
 # transformers' VideoMAE runs beside rep4d on these (the same ViT: inference, and pretraining at 4DS's mask ratio)
-VIDEOMAE_WORKLOADS = (*FOURDS, "train-4ds")
+VIDEOMAE_WORKLOADS = ("4ds-b", "train-4ds")
+# MooG and RVM inference: the models defined in the official notebooks (official_jax/notebook_models.py).
 NOTEBOOK_WORKLOADS = {"moog-clip-128", "moog-clip-256", "moog-stream-128", "moog-stream-256", "rvm-s-stream",
                       "rvm-b-stream"}
+
+
+def split_precision(workload: str) -> tuple[str, bool]:
+    """(the workload without its precision suffix, whether it runs in bf16): ``rvm-b-stream-bf16`` -> (``rvm-b-stream``,
+    True), ``4ds-b-fp32`` -> (``4ds-b``, False)."""
+    if workload.endswith("-bf16"):
+        return workload[: -len("-bf16")], True
+    return workload.removesuffix("-fp32"), False
 
 
 def cpu_name() -> str:
@@ -114,8 +124,12 @@ def build_torch_call(workload: str, side: str, spec: dict):
     import rep4d  # noqa: F401
 
     torch.manual_seed(0)
-    bf16 = workload.endswith("bf16")
-    if workload in FOURDS:
+    workload, bf16 = split_precision(workload)
+
+    def autocast():  # bf16 workloads: CPU autocast, as a user runs a bf16 model (rep4d's precision policy applies)
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+
+    if workload == "4ds-b":
         from rep4d.training.objectives import fourds_config
 
         shape = fourds_shape(spec)
@@ -140,7 +154,7 @@ def build_torch_call(workload: str, side: str, spec: dict):
             layer.register_forward_hook(lambda module, args, output, index=index: ran.add(index))
 
         def call():
-            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            with torch.inference_mode(), autocast():
                 if side == "videomae":
                     return model(pixels).last_hidden_state
                 return model.get_video_features(pixels).features
@@ -174,15 +188,15 @@ def build_torch_call(workload: str, side: str, spec: dict):
             predicted = model.moog(video[:, :1], state=state).predicted_states
         if kind == "clip":
             def call():
-                with torch.inference_mode():
+                with torch.inference_mode(), autocast():
                     return model.moog(video, generator=torch.Generator().manual_seed(0))
         elif kind == "stream":
             def call():
-                with torch.inference_mode():
+                with torch.inference_mode(), autocast():
                     return model.moog(video, state=state)
         else:
             def call():
-                with torch.inference_mode():
+                with torch.inference_mode(), autocast():
                     return model.decode(predicted, size, size, 1, chunk_size=4096)
         if kind == "decode":
             pixels = call()[0]
@@ -190,7 +204,7 @@ def build_torch_call(workload: str, side: str, spec: dict):
                          "tokens": config.num_tokens, "output_shape": list(pixels.shape),
                          "output_dtype": str(pixels.dtype).replace("torch.", "")}
         else:  # the backbone (the official notebook's EvalWrapper has no pixel decoder either)
-            with torch.inference_mode():
+            with torch.inference_mode(), autocast():
                 features = model.moog.get_video_features(video, **({"state": state} if kind == "stream" else {
                     "generator": torch.Generator().manual_seed(0)})).features
             call.arch = {"params": sum(p.numel() for p in model.moog.parameters()), "hidden": config.token_size,
@@ -213,7 +227,7 @@ def build_torch_call(workload: str, side: str, spec: dict):
             state = model(frame).final_state
 
         def call():
-            with torch.inference_mode():
+            with torch.inference_mode(), autocast():
                 return model(frame, state=state)
 
         features = call().last_hidden_state[:, -1]  # (B, 1 + n, D): the frame's tokens, as the notebook's features
@@ -222,13 +236,21 @@ def build_torch_call(workload: str, side: str, spec: dict):
                      "output_dtype": str(features.dtype).replace("torch.", "")}
         return call
     if workload.startswith("train-"):
+        from rep4d.training.launch import resolve_mixed_precision
         from rep4d.training.optimization import adamw
 
         module, setup = train_module(workload, spec)
         pixels = torch.rand(setup["batch"], *setup["clip"][:1], 3, *setup["clip"][1:])
-        forward = lambda: module(pixel_values=pixels, generator=torch.Generator().manual_seed(0)).loss  # noqa: E731
+        loss_of = lambda: module(pixel_values=pixels, generator=torch.Generator().manual_seed(0)).loss  # noqa: E731
         if side == "videomae":  # VideoMAE pretraining of the same ViT at the same mask ratio (its own decoder)
-            module, forward = videomae_pretraining(module.config, pixels)
+            module, loss_of = videomae_pretraining(module.config, pixels)
+        # bf16: the forward under CPU autocast, as `rep4d train --mixed-precision bf16` runs it, where the CPU runs
+        # bf16 natively; elsewhere `rep4d train` trains in float32 (resolve_mixed_precision) and so does this row.
+        bf16 = resolve_mixed_precision("bf16" if bf16 else "no", device="cpu") == "bf16"
+
+        def forward():
+            with autocast():
+                return loss_of()
         # rep4d's optimizer builder (the fused AdamW kernel, as `rep4d train` uses it); the peer gets the same one
         optimizer = adamw([{"params": [p for p in module.parameters() if p.requires_grad]}],
                           lr=setup["learning_rate"], weight_decay=setup["weight_decay"])
@@ -241,7 +263,7 @@ def build_torch_call(workload: str, side: str, spec: dict):
             return loss
 
         loss = call()
-        call.arch = {"params": sum(p.numel() for p in module.parameters() if p.requires_grad),
+        call.arch = {"params": sum(p.numel() for p in module.parameters() if p.requires_grad), "bf16": bf16,
                      "hidden": setup["config"]["hidden_size" if "hidden_size" in setup["config"] else "token_size"],
                      "clip": setup["clip"], "batch": setup["batch"], "output_shape": list(loss.shape),
                      "output_dtype": str(loss.dtype).replace("torch.", "")}
@@ -335,8 +357,8 @@ def run_torch_side(spec: dict) -> dict:
 
 OFFICIAL_DIR = Path(__file__).resolve().parent / "official_jax"
 # workload -> the official-side script that builds and times it
-OFFICIAL_SCRIPTS = {
-    **{workload: "fourds_encoder.py" for workload in FOURDS},
+OFFICIAL_SCRIPTS = {  # by the workload without its precision suffix (split_precision)
+    "4ds-b": "fourds_encoder.py",
     **{workload: "notebook_models.py" for workload in ("moog-clip-128", "moog-clip-256", "moog-stream-128",
                                                        "moog-stream-256", "rvm-s-stream", "rvm-b-stream")},
     "moog-decode-128": "moog_package.py", "moog-decode-256": "moog_package.py", "train-moog": "moog_package.py",
@@ -376,7 +398,8 @@ def run_side(side: str, workload: str, args) -> dict:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
            **isa_env(args.max_isa, "official" if side == "official" else "torch")}
     if side == "official":
-        spec.update(shape=fourds_shape(spec), official_src=args.official_src)
+        workload, spec["bf16"] = split_precision(workload)
+        spec.update(workload=workload, shape=fourds_shape(spec), official_src=args.official_src)
         if workload in NOTEBOOK_WORKLOADS and not args.official_src:
             raise ValueError(f"{workload}: the official MooG/RVM models are read from the notebooks of "
                              "--official-src DIR (colabs/*.ipynb); give it")
@@ -415,6 +438,7 @@ def compare_arch(official: dict, ours: dict) -> str:
 
 def sides_for(workload: str, args) -> list[str]:
     sides = ["rep4d"]
+    workload = split_precision(workload)[0]
     if workload in VIDEOMAE_WORKLOADS and not args.no_videomae:
         sides.append("videomae")
     # The notebooks' MooG/RVM and the released MooG decoder have no tiny variant: with --tiny they run rep4d only.
@@ -489,12 +513,12 @@ def main(argv: list[str] | None = None) -> dict:
         row["load_average_1min"] = [min(loads), max(loads)]  # sampled after each side process: other jobs' load
         if not args.tiny and "official" in info and info["official"].get("arch") and info["rep4d"].get("arch"):
             row["arch_check"] = compare_arch(info["official"]["arch"], info["rep4d"]["arch"])
-            print(f"{workload:<16} architecture, official vs rep4d: {row['arch_check']}", flush=True)
+            print(f"{workload:<20} architecture, official vs rep4d: {row['arch_check']}", flush=True)
         rows[workload] = row
         ratio = f"{row['ratio_official']:.2f}x" if row["ratio_official"] else "n/a"
         peer = f", VideoMAE {format_seconds(medians['videomae'])} ({row['ratio_videomae']:.2f}x)" \
             if row["ratio_videomae"] else ""
-        print(f"{workload:<16} official {format_seconds(official):>10}  rep4d {format_seconds(ours):>10}  "
+        print(f"{workload:<20} official {format_seconds(official):>10}  rep4d {format_seconds(ours):>10}  "
               f"ratio {ratio}{peer}  (load average {min(loads):.1f}-{max(loads):.1f})", flush=True)
         write_report(args.json, {**header, "workloads": rows})  # after every workload: a long run keeps its rows
 

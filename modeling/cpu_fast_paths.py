@@ -6,6 +6,7 @@
 - :class:`Linear`: ``nn.Linear`` that reuses its autocast weight copy across calls and, in CPU inference, fuses bias
   and tanh-GELU into one oneDNN matmul (:meth:`Linear.forward_gelu_tanh`). Every projection of the models is one.
 - :func:`linear`: ``F.linear`` with the same precision policy, for the few matmuls that are not a :class:`Linear`.
+- :class:`Conv2d`: ``nn.Conv2d`` with the same precision policy (MooG's CNN encoder).
 
 **Precision policy** (docs/BENCHMARKS.md, "Precision policy"): bf16 / fp16 matmuls run in that dtype only where the
 CPU executes it natively. On a CPU without native bf16 (AVX2-only CPUs, or oneDNN capped below AVX512-BF16 with
@@ -122,13 +123,41 @@ def cpu_has_avx512() -> bool:
     return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
 
 
+def _weights_in(module: nn.Module, dtype: torch.dtype):
+    """``module``'s (weight, bias) in ``dtype``, cast once and reused while the parameters are unchanged.
+
+    The copy is keyed by dtype, storage and the parameters' version counters, so any in-place update (optimizer step,
+    ``load_state_dict``, ``.to()``) refreshes it; it is not part of the state dict.
+    """
+    weight, bias = module.weight, module.bias
+    if weight.dtype == dtype:
+        return weight, bias
+    key = (dtype, weight.device, weight.data_ptr(), weight._version, None if bias is None else bias._version)
+    cached = module.__dict__.get("_cast_weight_cache")
+    if cached is None or cached[0] != key:
+        cached = (key, weight.detach().to(dtype), None if bias is None else bias.detach().to(dtype))
+        module.__dict__["_cast_weight_cache"] = cached
+    return cached[1], cached[2]
+
+
+class Conv2d(nn.Conv2d):
+    """``nn.Conv2d`` under the precision policy: on a CPU without native bf16 / fp16, a half-precision inference
+    convolution (autocast or half weights) computes in float32 with a cached float32 copy of the weights and returns
+    the half dtype (oneDNN's emulated bf16 convolution is several times slower than float32 there)."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        emulated = emulated_cpu_dtype(input, self.weight)
+        if emulated is None:
+            return super().forward(input)
+        with torch.autocast("cpu", enabled=False):
+            return self._conv_forward(input.float(), *_weights_in(self, torch.float32)).to(emulated)
+
+
 class Linear(nn.Linear):
     """``nn.Linear`` with three inference paths (no autograd; results equal to float32 rounding).
 
-    - Under autocast it reuses its weight cast to the autocast dtype across calls. Autocast re-casts every fp32 weight
-      on every call (its own cache lives for one autocast region only). The copy is keyed by dtype, storage and the
-      parameters' version counters, so any in-place update (optimizer step, ``load_state_dict``, ``.to()``)
-      refreshes it; it is not part of the state dict.
+    - Under autocast it reuses its weight cast to the autocast dtype across calls (:func:`_weights_in`). Autocast
+      re-casts every fp32 weight on every call (its own cache lives for one autocast region only).
     - :meth:`forward_gelu_tanh` fuses bias and the tanh-GELU into the oneDNN matmul on CPU, which saves the separate
       GELU pass over the MLP's widest activation (tanh-GELU is slower than erf-GELU on CPU, and the models need it).
       float32 always; bfloat16 only on CPUs with native bf16 (:func:`fused_cpu_gelu_linear_supports`).
@@ -137,16 +166,7 @@ class Linear(nn.Linear):
     """
 
     def _weights_in(self, dtype: torch.dtype):
-        """(weight, bias) in ``dtype``, cast once and reused while the parameters are unchanged."""
-        weight, bias = self.weight, self.bias
-        if weight.dtype == dtype:
-            return weight, bias
-        key = (dtype, weight.device, weight.data_ptr(), weight._version, None if bias is None else bias._version)
-        cached = self.__dict__.get("_cast_weight_cache")
-        if cached is None or cached[0] != key:
-            cached = (key, weight.detach().to(dtype), None if bias is None else bias.detach().to(dtype))
-            self.__dict__["_cast_weight_cache"] = cached
-        return cached[1], cached[2]
+        return _weights_in(self, dtype)
 
     def _inference_operands(self, input: torch.Tensor):
         """(input, weight, bias) for the inference paths, or None when autograd or compilation is in charge."""
@@ -189,6 +209,7 @@ class Linear(nn.Linear):
 
 
 __all__ = [
+    "Conv2d",
     "Linear",
     "cpu_has_avx512",
     "cpu_has_native_bf16",

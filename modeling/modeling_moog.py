@@ -22,7 +22,7 @@ from transformers.utils import ModelOutput, can_return_tuple, logging
 
 from ..configuration.configuration_moog import MooGConfig
 from .attention_readout import AttentionReadout
-from .cpu_fast_paths import Linear
+from .cpu_fast_paths import Conv2d, Linear
 from .layers import FeedForward, MultiHeadAttention, activation, split_heads
 from .losses import masked_mean_squared_error
 from .outputs import BoxTrackingOutput, DepthEstimationOutput, PointTrackingOutput, VideoFeaturesOutput
@@ -362,7 +362,7 @@ class MooGEncoder(nn.Module):
         channels = [config.num_channels, *config.conv_features]
         self.convs = nn.ModuleList(
             [
-                nn.Conv2d(channels[i], channels[i + 1], config.conv_kernel_size, stride=config.conv_strides[i])
+                Conv2d(channels[i], channels[i + 1], config.conv_kernel_size, stride=config.conv_strides[i])
                 for i in range(len(config.conv_features))
             ]
         )

@@ -20,7 +20,7 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput, can_return_tuple
 
 from ..configuration.configuration_rvm import RVMConfig
-from .cpu_fast_paths import Linear
+from .cpu_fast_paths import Conv2d, Linear
 from .layers import CrossAttention, FeedForward, PreNormViTLayer, SelfAttention
 from .outputs import VideoFeaturesOutput
 from .pretrained import Rep4DPreTrainedModel, trunc_normal_init_
@@ -163,7 +163,7 @@ class RVMEmbeddings(nn.Module):
         super().__init__()
         self.config = config
         self.patch_size = config.patch_size
-        self.patch_embeddings = nn.Conv2d(
+        self.patch_embeddings = Conv2d(
             config.num_channels, config.hidden_size, kernel_size=config.patch_size, stride=config.patch_size
         )
         self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))

@@ -76,7 +76,8 @@ def test_bench_official_caps_the_instruction_set_as_an_avx2_cpu(tmp_path):
     rep4d's bf16 row follows the precision policy (float32 matmuls) and the report says so."""
     out = tmp_path / "avx2.json"
     command = [sys.executable, str(REPO / "benchmarks" / "bench_official.py"), "--rep4d-only", "--tiny", "--max-isa",
-               "avx2", "--rounds", "1", "--repeats", "1", "--workloads", "4ds-b-bf16", "train-4ds", "--json", str(out)]
+               "avx2", "--rounds", "1", "--repeats", "1", "--workloads", "4ds-b-bf16", "train-4ds", "train-4ds-bf16",
+               "moog-stream-128-bf16", "--json", str(out)]
     result = subprocess.run(command, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = json.loads(out.read_text())
@@ -85,6 +86,11 @@ def test_bench_official_caps_the_instruction_set_as_an_avx2_cpu(tmp_path):
     rows = report["workloads"]
     assert rows["4ds-b-bf16"]["sides"]["rep4d"]["arch"]["output_dtype"] == "bfloat16"
     assert rows["train-4ds"]["seconds"]["rep4d"] > 0 and rows["train-4ds"]["seconds"]["videomae"] > 0
+    # Every workload also runs in bf16 ("-bf16"); training in bf16 on this capped CPU trains in fp32 (the policy of
+    # `rep4d train --mixed-precision bf16`), inference keeps bf16 outputs with float32 matmuls.
+    assert rows["train-4ds-bf16"]["sides"]["rep4d"]["arch"]["bf16"] is False
+    assert rows["train-4ds"]["sides"]["rep4d"]["arch"]["bf16"] is False
+    assert rows["moog-stream-128-bf16"]["seconds"]["rep4d"] > 0
 
 
 def test_bench_official_needs_the_official_side_or_rep4d_only():

@@ -14,11 +14,13 @@ from safetensors.torch import save_file
 from torch.utils._python_dispatch import TorchDispatchMode
 from transformers.testing_utils import CaptureLogger
 
-from rep4d.configuration import FourDSConfig, RVMConfig
+from rep4d.configuration import FourDSConfig, MooGConfig, RVMConfig
+from rep4d.configuration.configuration_moog import MOOG_TRAIN_PRESETS
 from rep4d.modeling import (
     FourDSForDepthEstimation,
     FourDSForPreTraining,
     FourDSModel,
+    MooGForNextFramePrediction,
     RVMForMaskedReconstruction,
     RVMModel,
     cpu_fast_paths,
@@ -48,6 +50,10 @@ def rvm_config(**overrides) -> RVMConfig:
     return RVMConfig(**values)
 
 
+def moog_config(**overrides) -> MooGConfig:
+    return MooGConfig(**{**MOOG_TRAIN_PRESETS["tiny"], "image_size": [16, 16], "num_frames": 4, **overrides})
+
+
 def video(batch=2, frames=4, size=16, seed=0):
     return torch.rand(batch, frames, 3, size, size, generator=torch.Generator().manual_seed(seed))
 
@@ -69,9 +75,10 @@ def cpu_without_native_bf16(monkeypatch):
 
 
 class MatmulDtypes(TorchDispatchMode):
-    """Records the dtype of every dense matmul (``mm``, ``addmm``, ``bmm``, oneDNN's fused linear) dispatched."""
+    """Records the dtype of every dense matmul (``mm``, ``addmm``, ``bmm``, oneDNN's fused linear) and convolution
+    dispatched."""
 
-    OPS = {"aten::mm", "aten::addmm", "aten::bmm", "mkldnn::_linear_pointwise"}
+    OPS = {"aten::mm", "aten::addmm", "aten::bmm", "mkldnn::_linear_pointwise", "aten::convolution"}
 
     def __init__(self):
         super().__init__()
@@ -83,19 +90,23 @@ class MatmulDtypes(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-@pytest.mark.parametrize("model_class", [FourDSModel, FourDSForPreTraining, FourDSForDepthEstimation, RVMModel])
+@pytest.mark.parametrize(
+    "model_class", [FourDSModel, FourDSForPreTraining, FourDSForDepthEstimation, RVMModel, MooGForNextFramePrediction]
+)
 @pytest.mark.parametrize("mode", ["bf16-weights", "autocast"])
 def test_bf16_inference_on_a_cpu_without_native_bf16(cpu_without_native_bf16, model_class, mode):
-    """The precision policy: on a CPU without native bf16, every dense matmul of a bf16 model runs in float32 (exact
-    upcast operands, output rounded to bf16), the outputs keep their bf16 dtype, and the user is told once."""
-    config = rvm_config() if model_class is RVMModel else fourds_config()
+    """The precision policy: on a CPU without native bf16, every dense matmul and convolution of a bf16 model runs in
+    float32 (exact upcast operands, output rounded to bf16), the outputs keep their bf16 dtype, and the user is told
+    once. MooG: the CNN encoder, the predictor / corrector and the pixel decoder."""
+    config = {RVMModel: rvm_config, MooGForNextFramePrediction: moog_config}.get(model_class, fourds_config)()
     torch.manual_seed(0)
     model = model_class(config).eval()
     inputs = video()
     kwargs = {"mask": torch.arange(8).repeat(2, 1) < 4} if model_class is FourDSForPreTraining else {}
-    field = {FourDSForPreTraining: "logits", FourDSForDepthEstimation: "predicted_depth"}.get(
-        model_class, "last_hidden_state"
-    )
+    if model_class is MooGForNextFramePrediction:
+        kwargs = {"generator": torch.Generator().manual_seed(0)}
+    field = {FourDSForPreTraining: "logits", FourDSForDepthEstimation: "predicted_depth",
+             MooGForNextFramePrediction: "predicted_pixel_values"}.get(model_class, "last_hidden_state")
     with torch.no_grad():
         reference = model(inputs, **kwargs)[field]
         if mode == "bf16-weights":

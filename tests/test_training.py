@@ -258,3 +258,29 @@ def test_moog_trains_and_saves(tmp_path):
     assert len(result.losses) == 3 and all(math.isfinite(x) for x in result.losses)
     model = AutoModel.from_pretrained(result.final_dir)
     assert isinstance(model, MooGModel) and model.config.num_frames == 8 and model.config.train_subsample_factor == 8
+
+
+def test_mixed_precision_follows_the_cpu(tmp_path, monkeypatch):
+    """The precision policy for training: bf16 / fp16 autocast on a CPU only where the CPU runs it natively; on an
+    AVX2-only CPU (emulated, several times slower) the run trains in fp32 and says so once. ``auto`` stays fp32 on
+    CPU, bf16 on a bf16-capable GPU."""
+    from transformers.testing_utils import CaptureLogger
+
+    from rep4d.modeling import cpu_fast_paths
+    from rep4d.training import launch
+
+    monkeypatch.setattr(cpu_fast_paths, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(cpu_fast_paths, "cpu_has_native_fp16", lambda: False)
+    with CaptureLogger(launch.logger) as captured:
+        assert launch.resolve_mixed_precision("bf16", device="cpu") == "no"
+    assert "without native bf16" in captured.out and "trains in fp32" in captured.out
+    assert launch.resolve_mixed_precision("fp16", device="cpu") == "no"
+    args = parse_args(["--method", "4ds", "--data", "synthetic", "--output", str(tmp_path), "--mixed-precision", "bf16"])
+    assert launch.build_accelerator(args, tmp_path).mixed_precision == "no"
+
+    monkeypatch.setattr(cpu_fast_paths, "cpu_has_native_bf16", lambda: True)
+    assert launch.resolve_mixed_precision("bf16", device="cpu") == "bf16"
+    assert launch.build_accelerator(args, tmp_path).mixed_precision == "bf16"
+    assert launch.resolve_mixed_precision("auto", device="cpu") == "no"
+    assert launch.resolve_mixed_precision("no", device="cpu") == "no"
+    assert launch.resolve_mixed_precision("bf16", device="cuda") == "bf16"

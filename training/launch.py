@@ -12,13 +12,31 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
 
 
-def resolve_mixed_precision(choice: str) -> str:
-    """``--mixed-precision``: ``auto`` is bf16 on a GPU that supports it, otherwise ``no`` (fp32)."""
-    if choice != "auto":
-        return choice
-    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+def resolve_mixed_precision(choice: str, device: str | None = None) -> str:
+    """``--mixed-precision`` for a run on ``device`` (``cuda`` when a GPU is visible, else ``cpu``; Accelerate's choice).
+
+    ``auto`` is bf16 on a GPU that supports it, otherwise ``no`` (fp32). The precision policy (docs/BENCHMARKS.md):
+    bf16 / fp16 on a CPU without native support for it (no AVX512-BF16 / AMX, e.g. an AVX2-only CPU) would train
+    through emulated half-precision matmuls, several times slower than fp32, so the run trains in fp32 and says so
+    once.
+    """
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if choice == "auto":
+        return "bf16" if device == "cuda" and torch.cuda.is_bf16_supported() else "no"
+    if choice in ("bf16", "fp16") and device == "cpu":
+        from rep4d.modeling.cpu_fast_paths import cpu_has_native_bf16, cpu_has_native_fp16
+
+        if not (cpu_has_native_bf16() if choice == "bf16" else cpu_has_native_fp16()):
+            logger.warning_once(
+                f"--mixed-precision {choice} on a CPU without native {choice} (no AVX512-BF16/AMX, e.g. an AVX2-only "
+                "CPU): its matmuls would be emulated, several times slower than fp32, so this run trains in fp32.")
+            return "no"
+    return choice
 
 
 def reset_accelerate_state() -> None:

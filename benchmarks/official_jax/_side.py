@@ -39,15 +39,40 @@ def count_params(tree) -> int:
     return int(sum(x.size for x in jax.tree_util.tree_leaves(tree)))
 
 
-def adamw_step_call(loss_fn, params, train: dict, *inputs):
+def to_bf16(tree):
+    """``tree`` with every floating-point leaf (parameters, inputs, states) cast to bfloat16; keys and integers kept.
+
+    The official side's bf16: flax modules without an explicit ``dtype`` compute in their inputs' and parameters'
+    dtype, so bf16 parameters and inputs run the model in bf16 (XLA's CPU backend may still lower some dots to f32).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    def cast(leaf):
+        return leaf.astype(jnp.bfloat16) if jnp.issubdtype(leaf.dtype, jnp.floating) else leaf
+
+    return jax.tree_util.tree_map(cast, tree)
+
+
+def adamw_step_call(loss_fn, params, train: dict, *inputs, bf16: bool = False):
     """A zero-argument call running one training step: ``loss_fn(params, *inputs, key)``, its gradient and an
     ``optax.adamw`` update (``train``'s learning rate and weight decay; b1 0.9, b2 0.999, eps 1e-8 as
     ``torch.optim.AdamW``), all in one ``jax.jit`` with parameters, optimiser state and key donated. Each call gets a
-    fresh key (masking, pixel offsets) and returns the step's loss, ready."""
+    fresh key (masking, pixel offsets) and returns the step's loss, ready.
+
+    ``bf16``: mixed precision as in JAX training code (and as rep4d's bf16 autocast): float32 master parameters and
+    optimiser state, the forward and backward on bf16 copies of the parameters and inputs (:func:`to_bf16`), the loss
+    returned in float32."""
     import jax
+    import jax.numpy as jnp
     import optax
 
     optimizer = optax.adamw(train["learning_rate"], b1=0.9, b2=0.999, eps=1e-8, weight_decay=train["weight_decay"])
+    if bf16:
+        full_precision_loss = loss_fn
+
+        def loss_fn(params, *inputs_and_key):
+            return full_precision_loss(to_bf16(params), *to_bf16(inputs_and_key)).astype(jnp.float32)
 
     def step(params, opt_state, key, *inputs):
         key, step_key = jax.random.split(key)

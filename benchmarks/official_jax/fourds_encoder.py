@@ -16,7 +16,7 @@ from kauldron.modules import vit as kd_vit
 from representations4d.models import model as model_lib
 
 shape = spec["shape"]
-bf16 = spec["workload"].endswith("bf16")
+bf16 = spec["bf16"]
 dtype = jnp.bfloat16 if bf16 else jnp.float32
 patch = (2, 16, 16) if shape["preset"] == "b" else (2, 8, 8)
 size = {"b": "B"}.get(shape["preset"], "Ti")

@@ -20,7 +20,7 @@ Run by ``bench_official.py`` with ``--official-python``; see ``_side.py``.
   ``Moog.frame_step`` also differentiates the decoder loss w.r.t. the predicted state (the inner gradient); with
   ``use_loss_gradient=False`` (movi.py) that gradient is unused and XLA removes it, as rep4d computes none.
 """
-from _side import adamw_step_call, count_params, load_spec, time_and_report
+from _side import adamw_step_call, count_params, load_spec, time_and_report, to_bf16
 
 spec = load_spec()
 import jax
@@ -83,6 +83,8 @@ if spec["workload"].startswith("moog-decode"):
     num_params = count_params(params)
     decode = jax.jit(lambda p, s, t: model.apply(p, inputs=s, targets=t, is_training_property=False,
                                                  rngs={"default": jax.random.key(3)})[0])
+    if spec["bf16"]:
+        params, states, targets = to_bf16((params, states, targets))
     compiled = decode.lower(params, states, targets).compile()
 
     def call():
@@ -106,7 +108,7 @@ elif spec["workload"] == "train-moog":
         preds = model.apply(p, v, {}, is_training_property=True, rngs={"default": rng})
         return l2(preds=preds["video_predicted"], targets=preds["subsampled_targets_predicted"])
 
-    call = adamw_step_call(loss_fn, params, train, video)
+    call = adamw_step_call(loss_fn, params, train, video, bf16=spec["bf16"])
     output = call()
     arch = {"params": num_params, "hidden": config["token_size"], "clip": train["clip"], "batch": train["batch"],
             "output_shape": list(output.shape), "output_dtype": str(output.dtype)}

@@ -11,7 +11,7 @@ cell runs unchanged. MooG's SRTDecoder reads the notebook's globals ``height``/`
 size in the cells' namespace.
 """
 from _notebook import load_notebook_namespace, stub_missing_modules
-from _side import count_params, load_spec, time_and_report
+from _side import count_params, load_spec, time_and_report, to_bf16
 
 spec = load_spec()
 src = spec["official_src"]
@@ -39,8 +39,10 @@ if family == "moog":
     params = model.init({"params": key, "default": key}, video)
     forward = jax.jit(lambda p, v, s: model.apply(p, v, s, rngs=rngs))
     state = model.apply(params, video[:, :1], rngs=rngs)["state"] if kind == "stream" else None
-    compiled = forward.lower(params, video, state).compile()
     params_counted = params
+    if spec["bf16"]:  # bf16 parameters, frames and state: the notebook's modules compute in their inputs' dtype
+        params, video, state = to_bf16((params, video, state))
+    compiled = forward.lower(params, video, state).compile()
     def call():
         return jax.block_until_ready(compiled(params, video, state))["features"]
 else:
@@ -50,7 +52,8 @@ else:
     # rep4d's RVM presets s/b: recurrent core of 4 cross-attention layers, 8 heads / MLP 2048 (S), 12 / 3072 (B);
     # the notebook builds L (core 16 heads, MLP 4096) the same way. Encoder only: the notebook's __call__ (feature
     # extraction) does not use the reconstruction decoder, so it is left out. dtype: float32 (the notebook passes
-    # bfloat16 to the LayerNorms; rep4d's side is fp32).
+    # bfloat16 to the LayerNorms; rep4d's side is fp32); bfloat16 for the bf16 workloads.
+    dtype = jnp.bfloat16 if spec["bf16"] else jnp.float32
     core = {"s": (8, 2048), "b": (12, 3072)}[preset]
     nn = namespace["nn"]
     model = namespace["VideoSiamMAE"](
@@ -58,10 +61,10 @@ else:
             patch_embedding=namespace["PatchEmbedding"](patch_size=[1, 16, 16], num_features=hidden),
             posenc=namespace["SincosPosEmb"](base_token_shape=[16, 16]),
         ),
-        encoder=namespace["Transformer"].from_variant_str(variant_str=preset.upper(), dtype=jnp.float32),
+        encoder=namespace["Transformer"].from_variant_str(variant_str=preset.upper(), dtype=dtype),
         rnn_core=namespace["GatedTransformerCore"](
             transformer=namespace["CrossAttentionTransformer"](
-                num_layers=4, num_heads=core[0], num_feats=hidden, mlp_dim=core[1], dtype=jnp.float32),
+                num_layers=4, num_heads=core[0], num_feats=hidden, mlp_dim=core[1], dtype=dtype),
             initializer=namespace["RandomStateInit"](),
             token_dim=hidden,
             state_layer_norm=nn.LayerNorm(epsilon=0.0001, use_scale=True, use_bias=False),
@@ -72,9 +75,11 @@ else:
     params = model.init({"params": key, "default": key}, video)
     state = model.apply(params, video, rngs=rngs)["state"]
     forward = jax.jit(lambda p, v, s: model.apply(p, v, s, rngs=rngs))
+    params_counted = params
+    if spec["bf16"]:
+        params, video, state = to_bf16((params, video, state))
     compiled = forward.lower(params, video, state).compile()
     tokens = (size // 16) ** 2
-    params_counted = params
     def call():
         return jax.block_until_ready(compiled(params, video, state))["features"]
 num_params = count_params(params_counted)

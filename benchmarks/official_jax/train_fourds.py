@@ -21,7 +21,8 @@ loss: rep4d's ``nn.functional.mse_loss(logits, target)``, the mean squared error
 patch (visible and masked) against the raw input pixels, patches flattened in (pt, ph, pw, C) order.
 
 The whole step (masking, ``jax.value_and_grad``, ``optax.adamw(lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay)``
-update, ``optax.apply_updates``) is one ``jax.jit`` with the parameters and optimiser state donated, fp32. The
+update, ``optax.apply_updates``) is one ``jax.jit`` with the parameters and optimiser state donated, fp32 (bf16
+workloads: mixed precision, ``_side.adamw_step_call``). The
 pixels are ``jax.random.uniform`` in [0, 1], channels last (the official layout). Run by ``bench_official.py`` with
 ``--official-python``; see ``_side.py``.
 """
@@ -111,7 +112,7 @@ def loss_fn(params, video, key):
     return model.apply({"params": params}, video, keep_indices(key))
 
 
-call = adamw_step_call(loss_fn, params, train, video)
+call = adamw_step_call(loss_fn, params, train, video, bf16=spec["bf16"])
 loss = call()  # warm-up (XLA compilation)
 arch = {"params": num_params, "hidden": hidden, "clip": [frames, height, width], "batch": batch,
         "output_shape": list(loss.shape), "output_dtype": str(loss.dtype),

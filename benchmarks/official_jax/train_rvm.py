@@ -17,7 +17,7 @@ the mean over the masked patches of every target frame (``sum(per_patch * mask) 
 rep4d's ``RVMPretrainingObjective`` with a clip of exactly ``source + target`` frames: sources 0..S-1, targets
 S..S+T-1, deltas = target offsets from the first source frame (S..S+T-1). The whole step (``jax.value_and_grad``,
 ``optax.adamw(lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay)``, ``optax.apply_updates``) is one ``jax.jit`` with the
-parameters and optimiser state donated, fp32; a fresh masking key each step. Pixels: ``jax.random.uniform`` in [0, 1],
+parameters and optimiser state donated, fp32 (bf16 workloads: mixed precision, ``_side.adamw_step_call``); a fresh masking key each step. Pixels: ``jax.random.uniform`` in [0, 1],
 channels last (the official layout). Run by ``bench_official.py`` with ``--official-python``; see ``_side.py``.
 """
 
@@ -44,6 +44,7 @@ assert config["rnn_attention_size"] in (None, config["hidden_size"]), config["rn
 hidden, patch, channels = config["hidden_size"], config["patch_size"], config["num_channels"]
 decoder_width = config["decoder_hidden_size"]
 f32 = jnp.float32
+dtype = jnp.bfloat16 if spec["bf16"] else f32  # the modules' computation dtype
 
 model = ns["VideoSiamMAE"](
     tokenizer=ns["Tokenizer"](
@@ -52,11 +53,11 @@ model = ns["VideoSiamMAE"](
     ),
     encoder=ns["Transformer"].from_spec(num_heads=config["num_attention_heads"],
                                         num_layers=config["num_hidden_layers"],
-                                        mlp_size=config["intermediate_size"], dtype=f32),
+                                        mlp_size=config["intermediate_size"], dtype=dtype),
     rnn_core=ns["GatedTransformerCore"](
         transformer=ns["CrossAttentionTransformer"](
             num_layers=config["rnn_num_layers"], num_heads=config["rnn_num_attention_heads"], num_feats=hidden,
-            mlp_dim=config["rnn_intermediate_size"], dtype=f32),
+            mlp_dim=config["rnn_intermediate_size"], dtype=dtype),
         initializer=ns["RandomStateInit"](),
         token_dim=hidden,
         state_layer_norm=nn.LayerNorm(epsilon=config["state_layer_norm_eps"], use_scale=True, use_bias=False),
@@ -64,7 +65,7 @@ model = ns["VideoSiamMAE"](
     latent_emb_dim=hidden,
     decoder=ns["CrossAttentionTransformer"](
         num_layers=config["decoder_num_layers"], num_heads=config["decoder_num_attention_heads"],
-        num_feats=decoder_width, mlp_dim=config["decoder_intermediate_size"], dtype=f32),
+        num_feats=decoder_width, mlp_dim=config["decoder_intermediate_size"], dtype=dtype),
     decoder_embedder=nn.Dense(decoder_width),
     delta_embedder=nn.Dense(decoder_width),
     latent_posenc=ns["SincosPosEmb"](),
@@ -95,7 +96,7 @@ init_key = jax.random.key(0)
 params = model.init({"params": init_key, "default": init_key}, video[:, :num_source], video[:, num_source:], deltas,
                     rng_key=init_key, method=model.reconstruct)
 num_params = count_params(params)
-call = adamw_step_call(loss_fn, params, train, video)
+call = adamw_step_call(loss_fn, params, train, video, bf16=spec["bf16"])
 loss = call()  # warm-up (XLA compilation)
 arch = {"params": num_params, "hidden": hidden, "clip": [frames, height, width], "batch": batch,
         "output_shape": list(loss.shape), "output_dtype": str(loss.dtype),

@@ -88,7 +88,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     optim.add_argument("--beta2", type=float, default=0.95)
     optim.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping, <= 0 disables")
     optim.add_argument("--mixed-precision", default="auto", choices=["auto", "no", "bf16", "fp16"],
-                       help="auto: bf16 on a GPU that supports it, otherwise fp32 (default auto)")
+                       help="auto: bf16 on a GPU that supports it, otherwise fp32; bf16/fp16 on a CPU without native "
+                       "support for it trains in fp32 (default auto)")
     optim.add_argument("--seed", type=int, default=0)
     run = parser.add_argument_group("logging and checkpoints")
     run.add_argument("--log-steps", type=int, default=10, help="log every N steps (default 10)")
