@@ -31,6 +31,11 @@ Workloads (random weights; timing does not depend on their values):
   carried state (per frame); ``moog-decode-{128,256}``: the full-resolution pixel decode of one frame (every pixel a
   query; rep4d decodes 4096 queries at a time).
 * ``rvm-s-stream``, ``rvm-b-stream``: RVM-S / RVM-B, one 256x256 frame with the carried state (per frame).
+* Every workload but 4DS's also runs in bf16 with the suffix ``-bf16`` (``rvm-b-stream-bf16``, ``train-4ds-bf16``):
+  rep4d and VideoMAE under CPU autocast (rep4d's precision policy applies: on a CPU without native bf16 its matmuls
+  and convolutions compute in fp32, and training trains in fp32 as ``rep4d train --mixed-precision bf16`` does there);
+  the official side with bf16 parameters, inputs and state (training: JAX mixed precision, fp32 master parameters,
+  ``official_jax/_side.py: adamw_step_call``).
 * ``train-4ds``, ``train-rvm``, ``train-moog``: one training step (forward, loss, backward, AdamW update with lr 1e-4
   and weight decay 0.01) of the pretraining objective at a training preset of ``rep4d.configuration``
   (``--train-preset``, default ``small``; ``--tiny``: ``tiny``), batch 2. ``train-4ds`` also runs transformers'
@@ -458,7 +463,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--official-python", help="python with representations4d, jax and flax importable")
     parser.add_argument("--official-src", help="a checkout of google-deepmind/representations4d (put on sys.path)")
     parser.add_argument("--rep4d-only", action="store_true", help="time rep4d (and VideoMAE) only; ratios are n/a")
-    parser.add_argument("--workloads", nargs="+", default=list(DEFAULT_WORKLOADS), choices=WORKLOADS)
+    parser.add_argument("--workloads", nargs="+", default=list(DEFAULT_WORKLOADS), choices=WORKLOADS,
+                        metavar="WORKLOAD", help=f"any of {', '.join(WORKLOADS)} (default: "
+                        f"{' '.join(DEFAULT_WORKLOADS)})")
     parser.add_argument("--rounds", type=int, default=3, help="A B A B rounds (default 3)")
     parser.add_argument("--repeats", type=int, default=2, help="timed calls per process after a warm-up (default 2)")
     parser.add_argument("--tiny", action="store_true", help="tiny models and clips (smoke test, seconds)")
