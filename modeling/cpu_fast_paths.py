@@ -6,7 +6,8 @@
 - :class:`Linear`: ``nn.Linear`` that reuses its autocast weight copy across calls and, in CPU inference, fuses bias
   and tanh-GELU into one oneDNN matmul (:meth:`Linear.forward_gelu_tanh`). Every projection of the models is one.
 - :func:`linear`: ``F.linear`` with the same precision policy, for the few matmuls that are not a :class:`Linear`.
-- :class:`Conv2d`: ``nn.Conv2d`` with the same precision policy (MooG's CNN encoder).
+- :class:`Conv2d`: ``nn.Conv2d`` with the same precision policy (MooG's CNN encoder, RVM's patch embedding).
+- :func:`attention_in_float32`: CPU training attention over short key sequences runs in float32 (bf16 is slower).
 
 **Precision policy** (docs/BENCHMARKS.md, "Precision policy"): bf16 / fp16 matmuls run in that dtype only where the
 CPU executes it natively. On a CPU without native bf16 (AVX2-only CPUs, or oneDNN capped below AVX512-BF16 with
@@ -77,6 +78,31 @@ def emulated_cpu_dtype(input: torch.Tensor, weight: torch.Tensor) -> torch.dtype
         "more accurate on this CPU."
     )
     return dtype
+
+
+# Key lengths below which CPU training runs bf16 attention in float32 (attention_in_float32).
+BF16_ATTENTION_BACKWARD_MIN_KEYS = 384
+
+
+def attention_in_float32(query: torch.Tensor, key: torch.Tensor) -> bool:
+    """Whether a CPU *training* attention call on bf16 q/k/v should compute in float32 (upcast, output cast back).
+
+    PyTorch's CPU flash-attention backward is slow in bf16 on short key sequences: forward + backward of bf16 q/k/v
+    took 6.05 ms vs 1.85 ms through float32 for (8, 3 heads, 65, 65, 64), 8.5 vs 6.6 ms for 257 keys, but 14.4 vs
+    22.3 ms for 512 keys and 117 vs 185 ms for 1646 (AMX CPU, docs/BENCHMARKS.md). So with autograd on a CPU,
+    attention over fewer than :data:`BF16_ATTENTION_BACKWARD_MIN_KEYS` keys with heads of 64 or more channels runs in
+    float32: whole bf16 training steps measured 14-20% faster for RVM and 8% for 4DS (small presets), but 10-13%
+    slower for MooG (heads of 32), which is left in bf16. Inference keeps bf16, whose forward is faster at every
+    length.
+    """
+    return (
+        query.device.type == "cpu"
+        and query.dtype == torch.bfloat16
+        and torch.is_grad_enabled()
+        and not torch.compiler.is_compiling()
+        and key.shape[-2] < BF16_ATTENTION_BACKWARD_MIN_KEYS
+        and query.shape[-1] >= 64
+    )
 
 
 def _float32_linear(input, weight, bias, out_dtype, gelu_tanh: bool = False):
@@ -209,8 +235,10 @@ class Linear(nn.Linear):
 
 
 __all__ = [
+    "BF16_ATTENTION_BACKWARD_MIN_KEYS",
     "Conv2d",
     "Linear",
+    "attention_in_float32",
     "cpu_has_avx512",
     "cpu_has_native_bf16",
     "cpu_has_native_fp16",

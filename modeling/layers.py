@@ -17,7 +17,7 @@ from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-from .cpu_fast_paths import Linear
+from .cpu_fast_paths import Linear, attention_in_float32
 
 
 def eager_attention_forward(
@@ -74,9 +74,18 @@ class MultiHeadAttention(nn.Module):
         """(B, heads, Nq, head_dim) q and (B, heads, Nk, head_dim) k/v -> ((B, Nq, out) projected, weights)."""
         batch, length = query.shape[0], query.shape[2]
         attention = attention_interface(self.config)
-        output, weights = attention(
-            self, query, key, value, attention_mask, scaling=self.scaling, dropout=0.0, is_causal=False, **kwargs
-        )
+        if attention_in_float32(query, key):  # CPU training, bf16, short keys: float32 is faster (cpu_fast_paths)
+            dtype = query.dtype
+            if attention_mask is not None and attention_mask.is_floating_point():
+                attention_mask = attention_mask.float()
+            with torch.autocast("cpu", enabled=False):
+                output, weights = attention(self, query.float(), key.float(), value.float(), attention_mask,
+                                            scaling=self.scaling, dropout=0.0, is_causal=False, **kwargs)
+            output, weights = output.to(dtype), None if weights is None else weights.to(dtype)
+        else:
+            output, weights = attention(
+                self, query, key, value, attention_mask, scaling=self.scaling, dropout=0.0, is_causal=False, **kwargs
+            )
         return self.out_proj(output.reshape(batch, length, -1)), weights
 
 

@@ -381,3 +381,38 @@ def test_a_config_of_another_family_is_refused_naming_both_families(tmp_path):
     # Each family still round-trips its own config.
     for config in (fourds_config(), rvm_config(), MooGConfig()):
         assert type(config).from_dict(config.to_dict()).to_dict() == config.to_dict()
+
+
+class AttentionDtypes(TorchDispatchMode):
+    """Records the dtype of every fused attention kernel call (SDPA's CPU flash attention, forward and backward)."""
+
+    def __init__(self):
+        super().__init__()
+        self.dtypes = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if "scaled_dot_product" in func._schema.name:
+            self.dtypes.append(args[0].dtype)
+        return func(*args, **(kwargs or {}))
+
+
+def test_cpu_bf16_training_attention_over_short_keys_runs_in_float32():
+    """CPU flash attention's bf16 backward is slower than float32 on short key sequences (cpu_fast_paths.
+    attention_in_float32): under bf16 autocast, training attention over < 384 keys with 64-wide heads computes in
+    float32 and hands bf16 back; inference keeps bf16; long key sequences keep bf16 in training too."""
+    config = rvm_config(hidden_size=128, num_attention_heads=2, rnn_num_attention_heads=2)  # heads of 64
+    config._attn_implementation = "sdpa"
+    torch.manual_seed(0)
+    model = RVMModel(config).train()
+    with AttentionDtypes() as training, torch.autocast("cpu", dtype=torch.bfloat16):
+        output = model(video()).last_hidden_state
+        output.float().square().mean().backward()
+    assert training.dtypes and set(training.dtypes) == {torch.float32}, training.dtypes
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    with torch.no_grad(), AttentionDtypes() as inference, torch.autocast("cpu", dtype=torch.bfloat16):
+        model.eval()(video())
+    assert set(inference.dtypes) == {torch.bfloat16}
+    long_keys = torch.zeros(1, 2, 8, 64, dtype=torch.bfloat16, requires_grad=True)
+    assert not cpu_fast_paths.attention_in_float32(long_keys, torch.zeros(1, 2, 512, 64, dtype=torch.bfloat16))
+    assert cpu_fast_paths.attention_in_float32(long_keys, torch.zeros(1, 2, 257, 64, dtype=torch.bfloat16))
+    assert not cpu_fast_paths.attention_in_float32(long_keys[..., :32], torch.zeros(1, 2, 257, 32))  # heads of 32
