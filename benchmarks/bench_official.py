@@ -251,10 +251,10 @@ def build_torch_call(workload: str, side: str, spec: dict):
             module, loss_of = videomae_pretraining(module.config, pixels)
         # bf16: the forward under CPU autocast, as `rep4d train --mixed-precision bf16` runs it, where the CPU runs
         # bf16 natively; elsewhere `rep4d train` trains in float32 (resolve_mixed_precision) and so does this row.
-        bf16 = resolve_mixed_precision("bf16" if bf16 else "no", device="cpu") == "bf16"
+        train_bf16 = resolve_mixed_precision("bf16" if bf16 else "no", device="cpu") == "bf16"
 
         def forward():
-            with autocast():
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=train_bf16):
                 return loss_of()
         # rep4d's optimizer builder (the fused AdamW kernel, as `rep4d train` uses it); the peer gets the same one
         optimizer = adamw([{"params": [p for p in module.parameters() if p.requires_grad]}],
@@ -268,7 +268,7 @@ def build_torch_call(workload: str, side: str, spec: dict):
             return loss
 
         loss = call()
-        call.arch = {"params": sum(p.numel() for p in module.parameters() if p.requires_grad), "bf16": bf16,
+        call.arch = {"params": sum(p.numel() for p in module.parameters() if p.requires_grad), "bf16": train_bf16,
                      "hidden": setup["config"]["hidden_size" if "hidden_size" in setup["config"] else "token_size"],
                      "clip": setup["clip"], "batch": setup["batch"], "output_shape": list(loss.shape),
                      "output_dtype": str(loss.dtype).replace("torch.", "")}

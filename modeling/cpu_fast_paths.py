@@ -191,9 +191,6 @@ class Linear(nn.Linear):
       float32 with a cached float32 copy of the weights and returns the half dtype.
     """
 
-    def _weights_in(self, dtype: torch.dtype):
-        return _weights_in(self, dtype)
-
     def _inference_operands(self, input: torch.Tensor):
         """(input, weight, bias) for the inference paths, or None when autograd or compilation is in charge."""
         if torch.is_grad_enabled() or torch.compiler.is_compiling():
@@ -202,11 +199,11 @@ class Linear(nn.Linear):
         if not torch.is_autocast_enabled(device_type):
             return input, self.weight, self.bias
         dtype = torch.get_autocast_dtype(device_type)
-        return (input.to(dtype), *self._weights_in(dtype))
+        return (input.to(dtype), *_weights_in(self, dtype))
 
     def _float32_forward(self, input: torch.Tensor, out_dtype: torch.dtype, gelu_tanh: bool = False) -> torch.Tensor:
         """The precision policy's path: float32 matmul (cached float32 weights), output in ``out_dtype``."""
-        return _float32_linear(input, *self._weights_in(torch.float32), out_dtype, gelu_tanh=gelu_tanh)
+        return _float32_linear(input, *_weights_in(self, torch.float32), out_dtype, gelu_tanh=gelu_tanh)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         emulated = emulated_cpu_dtype(input, self.weight)

@@ -9,6 +9,7 @@ and ``sdpa`` (and any registered kernel) are selected with ``config._attn_implem
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import torch
@@ -74,18 +75,18 @@ class MultiHeadAttention(nn.Module):
         """(B, heads, Nq, head_dim) q and (B, heads, Nk, head_dim) k/v -> ((B, Nq, out) projected, weights)."""
         batch, length = query.shape[0], query.shape[2]
         attention = attention_interface(self.config)
-        if attention_in_float32(query, key):  # CPU training, bf16, short keys: float32 is faster (cpu_fast_paths)
-            dtype = query.dtype
+        dtype = query.dtype
+        upcast = attention_in_float32(query, key)  # CPU training, bf16, short keys: float32 is faster (cpu_fast_paths)
+        if upcast:
+            query, key, value = query.float(), key.float(), value.float()
             if attention_mask is not None and attention_mask.is_floating_point():
                 attention_mask = attention_mask.float()
-            with torch.autocast("cpu", enabled=False):
-                output, weights = attention(self, query.float(), key.float(), value.float(), attention_mask,
-                                            scaling=self.scaling, dropout=0.0, is_causal=False, **kwargs)
-            output, weights = output.to(dtype), None if weights is None else weights.to(dtype)
-        else:
+        with torch.autocast("cpu", enabled=False) if upcast else contextlib.nullcontext():
             output, weights = attention(
                 self, query, key, value, attention_mask, scaling=self.scaling, dropout=0.0, is_causal=False, **kwargs
             )
+        if upcast:
+            output, weights = output.to(dtype), None if weights is None else weights.to(dtype)
         return self.out_proj(output.reshape(batch, length, -1)), weights
 
 

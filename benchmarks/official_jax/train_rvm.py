@@ -17,8 +17,8 @@ the mean over the masked patches of every target frame (``sum(per_patch * mask) 
 rep4d's ``RVMPretrainingObjective`` with a clip of exactly ``source + target`` frames: sources 0..S-1, targets
 S..S+T-1, deltas = target offsets from the first source frame (S..S+T-1). The whole step (``jax.value_and_grad``,
 ``optax.adamw(lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay)``, ``optax.apply_updates``) is one ``jax.jit`` with the
-parameters and optimiser state donated, fp32 (bf16 workloads: mixed precision, ``_side.adamw_step_call``); a fresh masking key each step. Pixels: ``jax.random.uniform`` in [0, 1],
-channels last (the official layout). Run by ``bench_official.py`` with ``--official-python``; see ``_side.py``.
+parameters and optimiser state donated, fp32 (bf16 workloads: mixed precision, ``_side.adamw_step_call``); a fresh
+masking key each step. Pixels: ``jax.random.uniform`` in [0, 1], channels last (the official layout). Run by ``bench_official.py`` with ``--official-python``; see ``_side.py``.
 """
 
 from _notebook import load_notebook_namespace
